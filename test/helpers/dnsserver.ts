@@ -121,15 +121,15 @@ export async function startDNSServer(opts: DNSServerOptions = {}): Promise<DNSSe
   function active(name: string): Set<Behaviour> {
     const out = new Set<Behaviour>();
     for (const key of [name, '*']) {
-      const list = behaviours.get(key) ?? [];
+      const list = behaviours.get(key);
+      if (!list) continue;
       for (const b of list) {
         out.add(b.behaviour);
         b.left--;
       }
-      behaviours.set(
-        key,
-        list.filter((b) => b.left > 0),
-      );
+      const left = list.filter((b) => b.left > 0);
+      if (left.length > 0) behaviours.set(key, left);
+      else behaviours.delete(key);
     }
     return out;
   }
