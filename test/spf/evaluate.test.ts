@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkHost } from '../../src/spf/evaluate.js';
-import { FakeResolver, reverseName } from './fakeresolver.js';
+import { FakeResolver, reverseName, type Zone } from './fakeresolver.js';
 import { base, check, IP4, IP6, spf } from './helpers.js';
 
 // RFC 7208 4.4, 4.5: record lookup and selection.
@@ -545,7 +545,7 @@ test('exp is not fetched unless the result is fail', async () => {
 });
 
 test('a broken exp leaves fail without explanation', async () => {
-  const cases = [{}, { 'explain.example.com': { TXT: ['one', 'two'] } }, { 'explain.example.com': { TXT: ['bad %x macro'] } }, { 'explain.example.com': { TXT: 'SERVFAIL' as const } }];
+  const cases: Zone[] = [{}, { 'explain.example.com': { TXT: ['one', 'two'] } }, { 'explain.example.com': { TXT: ['bad %x macro'] } }, { 'explain.example.com': { TXT: 'SERVFAIL' } }];
   for (const extra of cases) {
     const r = await check(spf('v=spf1 -all exp=explain.example.com', extra));
     assert.equal(r.result, 'fail');

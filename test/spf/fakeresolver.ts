@@ -21,6 +21,11 @@ export type Zone = Record<string, Entry>;
 
 type RRType = 'TXT' | 'A' | 'AAAA' | 'MX' | 'PTR';
 
+/** DNS names compare case-insensitively, with or without the root dot. */
+function normalize(name: string): string {
+  return name.toLowerCase().replace(/\.$/, '');
+}
+
 /** The reverse-mapping name of an address, as used for PTR queries. */
 export function reverseName(ip: string): string {
   const parsed = parseIP(ip);
@@ -32,14 +37,18 @@ export class FakeResolver implements Resolver {
   /** Every query made, as "TYPE name", for checking how much work a case caused. */
   readonly queries: string[] = [];
 
+  private readonly zone: Zone;
+
   constructor(
-    private readonly zone: Zone,
+    zone: Zone,
     private readonly authentic = false,
-  ) {}
+  ) {
+    this.zone = Object.fromEntries(Object.entries(zone).map(([name, entry]) => [normalize(name), entry]));
+  }
 
   /** Answers like a DNS server would for the zone: NXDOMAIN, NODATA, a failure or the records. */
   async raw<T>(name: string, type: RRType): Promise<DNSResult<T[]>> {
-    const key = name.toLowerCase().replace(/\.$/, '');
+    const key = normalize(name);
     this.queries.push(`${type} ${key}`);
     const entry = this.zone[key];
     if (!entry) throw new DNSError('NXDOMAIN', name, type);
