@@ -49,7 +49,7 @@ function python(args: string[], input: string, key = ''): string {
 
 const rsaPEM = available ? await genRSA() : '';
 const edPEM = available ? await genEd25519() : '';
-const RECORDS = available
+const RECORDS: Record<string, string> = available
   ? { 'rsa._domainkey.example.org': txtRecord(rsaPEM), 'ed._domainkey.example.org': txtRecord(edPEM) }
   : {};
 
