@@ -601,3 +601,21 @@ test('authentic only when every answer was validated', async () => {
 test('an invalid client address is a programming error', async () => {
   await assert.rejects(checkHost({ ...base, ip: 'not-an-ip' }, new FakeResolver({})), TypeError);
 });
+
+test('arbitrary records always give one of the seven results', async () => {
+  let seed = 11;
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+  const terms = ['a', 'mx', 'ptr', 'a:%{d}', 'exists:%{ir}.x.example.com', 'include:email.example.com', 'redirect=email.example.com', 'a:h.example.com/24', 'mx//64', 'ip4:192.0.2.0/24', '-all', 'exp=%{l}.example.com', '%{p}', 'include:%{o}'];
+  const allowed = ['none', 'neutral', 'pass', 'fail', 'softfail', 'temperror', 'permerror'];
+  for (let i = 0; i < 300; i++) {
+    const record = ['v=spf1', ...Array.from({ length: rand(6) + 1 }, () => terms[rand(terms.length)])].join(' ');
+    const zone = spf(record, { 'h.example.com': { A: [IP4] }, [reverseName(IP4)]: { PTR: ['h.example.com'] } });
+    zone['email.example.com']!.MX = [[0, 'h.example.com']];
+    const r = await check(zone);
+    assert.ok(allowed.includes(r.result), record);
+    assert.ok(r.lookups <= 10, record);
+  }
+});

@@ -172,3 +172,38 @@ test('error messages shorten long terms', () => {
   })();
   assert.ok(err && err.message.length < 300);
 });
+
+test('arbitrary input either parses, round-trips through format, or fails with SPFSyntaxError', () => {
+  // Deterministic generator over the characters that matter to the grammar.
+  let seed = 7;
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+  const pieces = ['a', 'mx', 'ptr', 'ip4', 'ip6', 'all', 'include', 'exists', 'redirect', 'exp', ':', '/', '//', '=', '.', '%', '{', '}', '%{d}', '%{ir}', '-', '+', '~', '?', ' ', '1', '24', '192.0.2.1', '::1', 'x.com', 'é', '\t'];
+  let parsed = 0;
+  for (let i = 0; i < 3000; i++) {
+    let text = 'v=spf1 ';
+    for (let j = rand(12); j >= 0; j--) text += pieces[rand(pieces.length)];
+    try {
+      const r = parse(text);
+      parsed++;
+      assert.deepEqual(parse(format(r)), r, text);
+    } catch (err) {
+      assert.ok(err instanceof SPFSyntaxError, `${text}: ${String(err)}`);
+    }
+  }
+  assert.ok(parsed > 100);
+});
+
+test('pathological records parse in bounded time', () => {
+  const started = Date.now();
+  for (const text of [`v=spf1 a:${'/1'.repeat(30000)}`, `v=spf1 a:/${'1'.repeat(60000)}x`, `v=spf1 exists:${'%{d}'.repeat(15000)}`, `v=spf1 include:${'a.'.repeat(30000)}1`]) {
+    try {
+      parse(text);
+    } catch (err) {
+      assert.ok(err instanceof SPFSyntaxError);
+    }
+  }
+  assert.ok(Date.now() - started < 2000);
+});
