@@ -1,0 +1,184 @@
+// The dynamic configuration file, domains.conf: domains, accounts and their addresses.
+// It is reloaded when it changes; see load.ts.
+import { domainToASCII, domainToUnicode } from 'node:url';
+import { bool, map, str, struct, type StructSpec } from './schema.js';
+
+export interface Destination {
+  Mailbox: string;
+  FullName?: string;
+}
+
+export interface DomainConfig {
+  Description?: string;
+  LocalpartCatchallSeparator?: string;
+  LocalpartCaseSensitive: boolean;
+}
+
+export interface AccountConfig {
+  Domain: string;
+  Description?: string;
+  FullName?: string;
+  Destinations: Record<string, Destination>;
+}
+
+export interface DomainsConfig {
+  Domains: Record<string, DomainConfig>;
+  Accounts: Record<string, AccountConfig>;
+}
+
+/** Account names become directory names: keep them plain. */
+export function checkAccountName(name: string): string | undefined {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(name) || name.includes('..')) {
+    return 'account name must be 1-64 characters of letters, digits, "_", "-" and "." (not starting with "." or containing "..")';
+  }
+  return undefined;
+}
+
+/** Normalizes a domain to its lower-case Unicode form (IDNA, RFC 5891), or undefined if invalid. */
+export function normalizeDomain(d: string): string | undefined {
+  if (d === '' || d.length > 253 || d.endsWith('.')) return undefined;
+  const ascii = domainToASCII(d.toLowerCase());
+  if (ascii === '' || !/^[a-z0-9-]+(\.[a-z0-9-]+)*$/.test(ascii) || ascii.split('.').some((l) => l.length > 63 || l.startsWith('-') || l.endsWith('-'))) {
+    return undefined;
+  }
+  return domainToUnicode(ascii);
+}
+
+export function checkDomain(d: string): string | undefined {
+  const n = normalizeDomain(d);
+  if (n === undefined) return 'invalid domain name';
+  if (n !== d) return `domain must be written in lower-case Unicode form: ${n}`;
+  return undefined;
+}
+
+const destination = struct('Destination for an address.', {
+  Mailbox: str('Mailbox to deliver to.', 'Inbox', { optional: true, default: 'Inbox' }),
+  FullName: str('Name used in the From header when sending from this address with the webmail.', 'Jane Doe', { optional: true }),
+});
+
+export const domainsSpec: StructSpec = struct('Domains configuration.', {
+  Domains: map(
+    'Domains Postern accepts mail for. Names in lower-case Unicode form (IDNA U-labels).',
+    'example.com',
+    struct('Domain.', {
+      Description: str('Free-form description.', 'Personal domain', { optional: true }),
+      LocalpartCatchallSeparator: str(
+        'Separator in localparts for subaddressing: with "+", mail for "user+anything@" goes to "user@". Empty: none.',
+        '+',
+        { optional: true, check: (v) => (v.length === 1 && v !== '@' && v !== '"' ? undefined : 'must be a single character, not @ or "') },
+      ),
+      LocalpartCaseSensitive: bool('Treat localparts case-sensitively. By default "User@" and "user@" are the same address.'),
+    }),
+    { keyCheck: checkDomain },
+  ),
+  Accounts: map(
+    'Accounts: each has its own mailboxes and password, and receives mail for its addresses.',
+    'jane',
+    struct('Account.', {
+      Domain: str('Default domain of the account: destinations given as bare localpart are in this domain.', 'example.com'),
+      Description: str('Free-form description.', 'Jane', { optional: true }),
+      FullName: str('Full name, for the From header of messages sent with the webmail.', 'Jane Doe', { optional: true }),
+      Destinations: map(
+        'Addresses delivered to this account: "localpart" (in the account\'s Domain), "localpart@domain", or "@domain" for a catch-all of that domain.',
+        'jane@example.com',
+        destination,
+      ),
+    }),
+    { keyCheck: checkAccountName },
+  ),
+});
+
+export const domainsHeader = `Dynamic configuration of Postern: domains.conf.
+Postern reloads this file when it changes; an invalid version is refused and the
+previous one kept. Edit it by hand or with "postern config domain|account|address".`;
+
+export interface Resolved {
+  account: string;
+  destination: Destination;
+  /** Key of the matching destination, e.g. "jane@example.com" or "@example.com". */
+  key: string;
+}
+
+/** Splits an address at its last "@" (localparts may contain quoted "@"). */
+export function splitAddress(addr: string): { localpart: string; domain: string } | undefined {
+  const i = addr.lastIndexOf('@');
+  if (i < 0) return undefined;
+  return { localpart: addr.slice(0, i), domain: addr.slice(i + 1) };
+}
+
+/** Address lookup tables derived from a validated DomainsConfig. */
+export class AddressIndex {
+  private readonly addrs = new Map<string, Resolved>();
+
+  constructor(
+    readonly config: DomainsConfig,
+    private readonly postmaster: { Account: string; Mailbox: string },
+  ) {
+    for (const [account, acc] of Object.entries(config.Accounts)) {
+      for (const [key, destination] of Object.entries(acc.Destinations)) {
+        const canon = this.canonicalKey(key, acc.Domain);
+        if (canon) this.addrs.set(canon, { account, destination, key });
+      }
+    }
+  }
+
+  /** Canonical form of a destination key, or undefined if its domain is not configured. */
+  canonicalKey(key: string, accountDomain: string): string | undefined {
+    const at = splitAddress(key);
+    const localpart = at ? at.localpart : key;
+    const domain = normalizeDomain(at ? at.domain : accountDomain);
+    if (!domain || !this.config.Domains[domain]) return undefined;
+    return `${this.normalizeLocalpart(localpart, domain, false)}@${domain}`;
+  }
+
+  normalizeLocalpart(localpart: string, domain: string, stripSeparator: boolean): string {
+    const d = this.config.Domains[domain];
+    let lp = localpart.normalize('NFC');
+    if (stripSeparator && d?.LocalpartCatchallSeparator) {
+      const i = lp.indexOf(d.LocalpartCatchallSeparator);
+      if (i > 0) lp = lp.slice(0, i);
+    }
+    return d?.LocalpartCaseSensitive ? lp : lp.toLowerCase();
+  }
+
+  isLocalDomain(domain: string): boolean {
+    const d = normalizeDomain(domain);
+    return d !== undefined && this.config.Domains[d] !== undefined;
+  }
+
+  /** Finds the account for a recipient address: exact address, subaddress, postmaster, catch-all. */
+  lookup(address: string): Resolved | undefined {
+    const at = splitAddress(address);
+    if (!at) {
+      // RFC 5321 4.5.1: "postmaster" without domain must be accepted.
+      if (address.toLowerCase() === 'postmaster') return this.postmasterDest('postmaster');
+      return undefined;
+    }
+    const domain = normalizeDomain(at.domain);
+    if (!domain || !this.config.Domains[domain]) return undefined;
+    const exact = this.addrs.get(`${this.normalizeLocalpart(at.localpart, domain, false)}@${domain}`);
+    if (exact) return exact;
+    const stripped = this.addrs.get(`${this.normalizeLocalpart(at.localpart, domain, true)}@${domain}`);
+    if (stripped) return stripped;
+    if (at.localpart.toLowerCase() === 'postmaster') return this.postmasterDest(`postmaster@${domain}`);
+    return this.addrs.get(`@${domain}`);
+  }
+
+  /** Account for a login name: exactly a configured address, not a catch-all or subaddress. */
+  loginAccount(address: string): string | undefined {
+    const at = splitAddress(address);
+    const domain = at && normalizeDomain(at.domain);
+    if (!at || at.localpart === '' || !domain || !this.config.Domains[domain]) return undefined;
+    return this.addrs.get(`${this.normalizeLocalpart(at.localpart, domain, false)}@${domain}`)?.account;
+  }
+
+  private postmasterDest(key: string): Resolved | undefined {
+    if (!this.config.Accounts[this.postmaster.Account]) return undefined;
+    return { account: this.postmaster.Account, destination: { Mailbox: this.postmaster.Mailbox }, key };
+  }
+
+  /** Addresses of an account in canonical form (catch-alls as "@domain"). */
+  addressesOf(account: string): string[] {
+    return [...this.addrs.entries()].filter(([, r]) => r.account === account).map(([a]) => a);
+  }
+}

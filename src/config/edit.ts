@@ -1,0 +1,141 @@
+// Edits of domains.conf that keep the comments and layout of everything left untouched.
+// Shared by the CLI and the web admin. The result is validated before it replaces the file.
+import fs from 'node:fs';
+import path from 'node:path';
+import { isMap, parseDocument, type Document } from 'yaml';
+import { ConfigInvalid, parseDomains, parseStatic } from './load.js';
+import { normalizeDomain, splitAddress, checkAccountName, type DomainsConfig } from './domains.js';
+
+export class EditError extends Error {}
+
+/** Writes a file so that readers see either the old or the new contents, durably. */
+export function writeFileAtomic(file: string, data: string | Buffer, mode = 0o644): void {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+  const fd = fs.openSync(tmp, 'w', mode);
+  try {
+    fs.writeFileSync(fd, data);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+  const dfd = fs.openSync(path.dirname(file), 'r');
+  try {
+    fs.fsyncSync(dfd);
+  } finally {
+    fs.closeSync(dfd);
+  }
+}
+
+type Editor = (doc: Document, cfg: DomainsConfig) => void;
+
+/** Applies an edit to domains.conf next to the given postern.conf. */
+export function editDomains(staticFile: string, edit: Editor): DomainsConfig {
+  const dir = path.dirname(path.resolve(staticFile));
+  const file = path.join(dir, 'domains.conf');
+  const text = fs.readFileSync(file, 'utf8');
+  const st = parseStatic(staticFile, fs.readFileSync(staticFile, 'utf8'));
+  const cur = parseDomains(file, text, st.config?.Postmaster);
+  if (!cur.config) throw new ConfigInvalid(cur.errors);
+  const doc = parseDocument(text);
+  for (const key of ['Domains', 'Accounts']) {
+    if (!isMap(doc.get(key))) doc.set(key, doc.createNode({}));
+  }
+  edit(doc, cur.config);
+  const out = String(doc);
+  const next = parseDomains(file, out, st.config?.Postmaster);
+  if (!next.config) throw new ConfigInvalid(next.errors);
+  writeFileAtomic(file, out);
+  return next.config;
+}
+
+function parseAddr(address: string): { localpart: string; domain: string } {
+  const at = splitAddress(address);
+  const domain = at && normalizeDomain(at.domain);
+  if (!at || !domain || at.localpart.includes('@')) throw new EditError(`invalid address ${address}`);
+  return { localpart: at.localpart, domain };
+}
+
+function findDestination(cfg: DomainsConfig, address: string): { account: string; key: string } | undefined {
+  const { localpart, domain } = parseAddr(address);
+  const want = `${localpart.toLowerCase()}@${domain}`;
+  for (const [account, acc] of Object.entries(cfg.Accounts)) {
+    for (const key of Object.keys(acc.Destinations)) {
+      const at = splitAddress(key);
+      const full = at ? `${at.localpart.toLowerCase()}@${normalizeDomain(at.domain)}` : `${key.toLowerCase()}@${acc.Domain}`;
+      if (full === want) return { account, key };
+    }
+  }
+  return undefined;
+}
+
+export function addDomain(staticFile: string, domain: string, account?: string, localpart?: string): void {
+  const d = normalizeDomain(domain);
+  if (!d) throw new EditError(`invalid domain ${domain}`);
+  editDomains(staticFile, (doc, cfg) => {
+    if (cfg.Domains[d]) throw new EditError(`domain ${d} already exists`);
+    doc.setIn(['Domains', d], doc.createNode({ LocalpartCatchallSeparator: '+' }));
+    if (account) {
+      const address = `${localpart ?? account}@${d}`;
+      if (cfg.Accounts[account]) doc.setIn(['Accounts', account, 'Destinations', address], doc.createNode({}));
+      else newAccount(doc, account, address);
+    }
+  });
+}
+
+export function rmDomain(staticFile: string, domain: string): void {
+  const d = normalizeDomain(domain);
+  editDomains(staticFile, (doc, cfg) => {
+    if (!d || !cfg.Domains[d]) throw new EditError(`domain ${domain} does not exist`);
+    for (const [name, acc] of Object.entries(cfg.Accounts)) {
+      const uses = acc.Domain === d || Object.keys(acc.Destinations).some((k) => splitAddress(k)?.domain === d);
+      if (uses) throw new EditError(`domain ${d} is still used by account ${name}; remove its addresses first`);
+    }
+    doc.deleteIn(['Domains', d]);
+  });
+}
+
+function newAccount(doc: Document, account: string, address: string): void {
+  const msg = checkAccountName(account);
+  if (msg) throw new EditError(msg);
+  const { domain } = parseAddr(address);
+  doc.setIn(['Accounts', account], doc.createNode({ Domain: domain, Destinations: { [address]: {} } }));
+}
+
+export function addAccount(staticFile: string, account: string, address: string): void {
+  editDomains(staticFile, (doc, cfg) => {
+    if (cfg.Accounts[account]) throw new EditError(`account ${account} already exists`);
+    if (findDestination(cfg, address)) throw new EditError(`address ${address} already in use`);
+    newAccount(doc, account, address);
+  });
+}
+
+export function rmAccount(staticFile: string, account: string): void {
+  editDomains(staticFile, (doc, cfg) => {
+    if (!cfg.Accounts[account]) throw new EditError(`account ${account} does not exist`);
+    doc.deleteIn(['Accounts', account]);
+  });
+}
+
+export function addAddress(staticFile: string, address: string, account: string): void {
+  editDomains(staticFile, (doc, cfg) => {
+    if (!cfg.Accounts[account]) throw new EditError(`account ${account} does not exist`);
+    if (!address.startsWith('@') && findDestination(cfg, address)) throw new EditError(`address ${address} already in use`);
+    doc.setIn(['Accounts', account, 'Destinations', address], doc.createNode({}));
+  });
+}
+
+export function rmAddress(staticFile: string, address: string): void {
+  editDomains(staticFile, (doc, cfg) => {
+    let found: { account: string; key: string } | undefined;
+    if (address.startsWith('@')) {
+      const acc = Object.entries(cfg.Accounts).find(([, a]) => a.Destinations[address]);
+      found = acc && { account: acc[0], key: address };
+    } else found = findDestination(cfg, address);
+    if (!found) throw new EditError(`address ${address} not configured`);
+    if (Object.keys(cfg.Accounts[found.account]!.Destinations).length === 1) {
+      throw new EditError(`address ${address} is the last of account ${found.account}; remove the account instead`);
+    }
+    doc.deleteIn(['Accounts', found.account, 'Destinations', found.key]);
+  });
+}

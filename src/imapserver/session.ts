@@ -1,0 +1,795 @@
+// One IMAP connection (RFC 9051 IMAP4rev2, RFC 3501 IMAP4rev1): reading commands with
+// their literals, the state machine, and the untagged updates other sessions cause.
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { Conn, ConnClosed, ReadTimeout } from '../proto/conn.js';
+import { Parser, ParseError, astringOut, type SeqSet } from './parse.js';
+import { parseFetchAtts, fetchItems, needsContent, setsSeen, type Fetched } from './fetch.js';
+import { encodeUTF7, decodeUTF7, UTF7Error } from './utf7.js';
+import { isLoopback, newCid, ShuttingDown, type App } from '../server/app.js';
+import type { CertStore } from '../tls/certs.js';
+import type { AuthConn } from '../server/auth.js';
+import type { Account, Change, MailboxRow } from '../store/account.js';
+import { Flag, flagList, flagNames } from '../store/flags.js';
+import { checkMailboxName, separator } from '../store/names.js';
+import { plainIP } from '../smtp/received.js';
+import { Log } from '../log/log.js';
+
+const maxLine = 64 * 1024;
+const maxCommand = 256 * 1024;
+const notAuthTimeout = 60_000;
+// RFC 9051 5.4: at least 30 minutes of inactivity before autologout.
+const authTimeout = 30 * 60_000 + 10_000;
+const maxBad = 20;
+
+export interface ImapListenerOptions {
+  certs?: CertStore;
+  implicitTLS: boolean;
+  noRequireTLS?: boolean;
+}
+
+/** NO response with an optional response code. */
+class No extends Error {
+  constructor(
+    message: string,
+    readonly code?: string,
+  ) {
+    super(message);
+  }
+}
+class Bad extends Error {}
+class Bye extends Error {}
+
+interface Selected {
+  mailbox: MailboxRow;
+  readOnly: boolean;
+  /** UIDs in sequence order: index + 1 is the message sequence number. */
+  uids: number[];
+  pending: Change[];
+}
+
+const log = Log.pkg('imapserver');
+
+export class Session {
+  readonly cid = newCid();
+  private readonly conn: Conn;
+  private readonly log: Log;
+  private readonly remoteIP: string;
+  private tls?: TLSSocket;
+  private state: 'notauth' | 'auth' | 'selected' | 'logout' = 'notauth';
+  private accountName?: string;
+  private account?: Account;
+  private username?: string;
+  private selected?: Selected;
+  private enabled = new Set<string>();
+  private bad = 0;
+  private idling?: () => void;
+  private stopping = false;
+  private awaitingCommand = false;
+  private readonly onChanges = (changes: Change[], origin: unknown) => this.changes(changes, origin);
+
+  constructor(
+    private readonly app: App,
+    socket: Socket | TLSSocket,
+    private readonly opts: ImapListenerOptions,
+  ) {
+    this.conn = new Conn(socket);
+    this.remoteIP = plainIP(socket.remoteAddress);
+    if (opts.implicitTLS) this.tls = socket as TLSSocket;
+    this.log = log.with({ cid: this.cid, remote: this.remoteIP });
+  }
+
+  private get utf8(): boolean {
+    return this.enabled.has('IMAP4REV2') || this.enabled.has('UTF8=ACCEPT');
+  }
+  private get rev2(): boolean {
+    return this.enabled.has('IMAP4REV2');
+  }
+
+  private plainAllowed(): boolean {
+    return this.tls !== undefined || !!this.opts.noRequireTLS || (this.app.localserve && isLoopback(this.remoteIP));
+  }
+
+  private authConn(): AuthConn {
+    return { protocol: 'imap', remoteIP: this.remoteIP, tls: this.tls, cid: this.cid, plainAllowed: this.plainAllowed() };
+  }
+
+  capabilities(): string[] {
+    const caps = ['IMAP4rev2', 'IMAP4rev1', 'ENABLE', 'IDLE', 'NAMESPACE', 'ID', 'UNSELECT', 'LITERAL+', 'SASL-IR', 'CHILDREN', 'SPECIAL-USE', 'UTF8=ACCEPT'];
+    if (this.state === 'notauth') {
+      if (!this.tls && this.opts.certs) caps.push('STARTTLS');
+      if (this.plainAllowed()) caps.push(...this.app.auth.mechanisms(this.authConn()).map((m) => `AUTH=${m}`));
+      else caps.push('LOGINDISABLED');
+    }
+    return caps;
+  }
+
+  private untagged(s: string | Buffer): void {
+    this.conn.write(typeof s === 'string' ? `* ${s}\r\n` : Buffer.concat([Buffer.from('* '), s, Buffer.from('\r\n')]));
+  }
+
+  /** At shutdown: close now if idle, else after the current command. */
+  shutdown(): void {
+    this.stopping = true;
+    if (this.awaitingCommand || this.idling) this.conn.abort(new ShuttingDown());
+  }
+
+  async run(): Promise<void> {
+    this.log.info('new connection');
+    this.app.sessions.add(this);
+    try {
+      this.untagged(`OK [CAPABILITY ${this.capabilities().join(' ')}] Postern IMAP ready`);
+      while (this.state !== 'logout') {
+        if (this.stopping) throw new ShuttingDown();
+        this.awaitingCommand = true;
+        const cmd = await this.readCommand().finally(() => (this.awaitingCommand = false));
+        if (cmd) await this.execute(cmd);
+      }
+    } catch (e) {
+      if (e instanceof ReadTimeout) this.untagged('BYE autologout: idle too long');
+      else if (e instanceof ShuttingDown) this.untagged('BYE server shutting down');
+      else if (e instanceof Bye) this.untagged(`BYE ${e.message}`);
+      else if (!(e instanceof ConnClosed)) {
+        this.log.error('session error', e as Error);
+        this.untagged('BYE internal error');
+      }
+    } finally {
+      this.app.sessions.delete(this);
+      this.account?.off('changes', this.onChanges);
+      this.conn.close();
+      this.log.info('connection closed', { read: this.conn.bytesRead, written: this.conn.bytesWritten });
+    }
+  }
+
+  /** Reads a command including its literals; answers limit violations itself and returns undefined then. */
+  private async readCommand(): Promise<Buffer | undefined> {
+    const timeout = this.state === 'notauth' ? notAuthTimeout : authTimeout;
+    const parts: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const { line, ok } = await this.conn.readLine(maxLine, timeout);
+      if (!ok) return this.tooBig(parts, 'command line too long');
+      total += line.length;
+      parts.push(line);
+      const m = /\{(\d{1,20})([+-]?)\}$/.exec(line.subarray(Math.max(0, line.length - 24)).toString('latin1'));
+      if (!m) break;
+      const n = Number(m[1]);
+      const sync = m[2] === '';
+      // RFC 7888 4: non-synchronizing literals; RFC 7889: TOOBIG for oversized ones.
+      if (total + n > maxCommand) {
+        if (!sync) await this.skip(n);
+        return this.tooBig(parts, 'literal too large');
+      }
+      if (sync) {
+        this.conn.write('+ go ahead\r\n');
+        this.conn.flush();
+      }
+      parts.push(Buffer.from('\r\n'), await this.conn.readExact(n, timeout));
+      total += n;
+    }
+    return Buffer.concat(parts);
+  }
+
+  private async skip(n: number): Promise<void> {
+    while (n > 0) {
+      const b = await this.conn.readChunk(authTimeout);
+      if (b.length > n) this.conn.unread(b.subarray(n));
+      n -= Math.min(n, b.length);
+    }
+  }
+
+  private tooBig(parts: Buffer[], why: string): undefined {
+    const tag = /^[^\s(){%*"\\\]+]+/.exec(parts[0]?.toString('latin1') ?? '')?.[0];
+    if (++this.bad > maxBad) throw new Bye('too many bad commands');
+    this.conn.write(`${tag ?? '*'} BAD [TOOBIG] ${why}\r\n`);
+    // Whatever else of the command follows cannot be interpreted: drop the connection's buffer.
+    this.conn.discardBuffered();
+    return undefined;
+  }
+
+  private async execute(buf: Buffer): Promise<void> {
+    const p = new Parser(buf, this.utf8);
+    let tag = '*';
+    let name = '';
+    try {
+      tag = p.tag();
+      p.space();
+      name = p.keyword();
+      if (name === 'UID') {
+        p.space();
+        name = 'UID ' + p.keyword();
+      }
+      this.log.trace('command', { tag, name });
+      const text = await this.dispatch(tag, name, p);
+      if (text === silent) return;
+      this.flushChanges(!['FETCH', 'STORE', 'SEARCH'].includes(name));
+      this.conn.write(`${tag} OK ${text ?? `${name} completed`}\r\n`);
+    } catch (e) {
+      if (e instanceof ParseError || e instanceof Bad) {
+        if (++this.bad > maxBad) throw new Bye('too many bad commands');
+        this.conn.write(`${tag} BAD ${e.message}\r\n`);
+      } else if (e instanceof No) {
+        this.flushChanges(!['FETCH', 'STORE', 'SEARCH'].includes(name));
+        this.conn.write(`${tag} NO ${e.code ? `[${e.code}] ` : ''}${e.message}\r\n`);
+      } else throw e;
+    }
+  }
+
+  private need(...states: Session['state'][]): void {
+    if (!states.includes(this.state)) throw new Bad(`command not allowed in state ${this.state}`);
+  }
+
+  private async dispatch(tag: string, name: string, p: Parser): Promise<string | typeof silent | undefined> {
+    switch (name) {
+      case 'CAPABILITY':
+        p.end();
+        this.untagged(`CAPABILITY ${this.capabilities().join(' ')}`);
+        return;
+      case 'NOOP':
+      case 'CHECK':
+        p.end();
+        if (name === 'CHECK') this.need('selected');
+        return;
+      case 'LOGOUT':
+        p.end();
+        this.untagged('BYE logging out');
+        this.state = 'logout';
+        return;
+      case 'ID':
+        return this.cmdID(p);
+      case 'STARTTLS':
+        return this.cmdStartTLS(tag, p);
+      case 'LOGIN':
+        return this.cmdLogin(p);
+      case 'AUTHENTICATE':
+        return this.cmdAuthenticate(p);
+    }
+    if (this.state === 'notauth') throw new Bad(`${name} needs authentication, or unknown command`);
+    switch (name) {
+      case 'ENABLE':
+        return this.cmdEnable(p);
+      case 'NAMESPACE':
+        p.end();
+        this.untagged(`NAMESPACE (("" "${separator}")) NIL NIL`);
+        return;
+      case 'SELECT':
+      case 'EXAMINE':
+        return this.cmdSelect(p, name === 'EXAMINE');
+      case 'LIST':
+      case 'LSUB':
+        return this.cmdList(p, name === 'LSUB');
+      case 'STATUS':
+        return this.cmdStatus(p);
+      case 'CREATE':
+        return this.cmdCreate(p);
+      case 'SUBSCRIBE':
+      case 'UNSUBSCRIBE':
+        return this.cmdSubscribe(p, name === 'SUBSCRIBE');
+      case 'IDLE':
+        return this.cmdIdle(p);
+    }
+    if (this.state !== 'selected') throw new Bad(`${name} needs a selected mailbox, or unknown command`);
+    switch (name) {
+      case 'FETCH':
+      case 'UID FETCH':
+        return this.cmdFetch(p, name === 'UID FETCH');
+      case 'STORE':
+      case 'UID STORE':
+        return this.cmdStore(p, name === 'UID STORE');
+      case 'CLOSE':
+      case 'UNSELECT':
+        p.end();
+        if (name === 'CLOSE' && !this.selected!.readOnly) this.expungeDeleted(undefined, false);
+        this.deselect();
+        return;
+      case 'EXPUNGE':
+        p.end();
+        this.writable();
+        this.expungeDeleted(undefined, true);
+        return;
+      case 'UID EXPUNGE': {
+        p.space();
+        const set = p.seqSet();
+        p.end();
+        this.writable();
+        this.expungeDeleted(new Set(this.resolve(set, true)), true);
+        return;
+      }
+    }
+    throw new Bad(`unknown command ${name}`);
+  }
+
+  private cmdID(p: Parser): undefined {
+    p.space();
+    // RFC 2971: parameters are informational only.
+    if (!p.take('NIL')) {
+      p.expect('(');
+      const kv: string[] = [];
+      while (!p.take(')')) {
+        if (kv.length) p.space();
+        kv.push(p.nstring() ?? '');
+        if (kv.length > 60) throw new Bad('too many ID fields');
+      }
+      this.log.debug('client id', { id: kv.join(' ').slice(0, 500) });
+    }
+    p.end();
+    this.untagged('ID ("name" "Postern")');
+    return;
+  }
+
+  private async cmdStartTLS(tag: string, p: Parser): Promise<typeof silent> {
+    p.end();
+    this.need('notauth');
+    if (this.tls || !this.opts.certs) throw new Bad('STARTTLS not available');
+    this.conn.write(`${tag} OK begin TLS negotiation now\r\n`);
+    try {
+      this.tls = await this.conn.startTLS(this.opts.certs.serverOptions({ requestCert: true, rejectUnauthorized: false }), notAuthTimeout);
+    } catch (e) {
+      this.log.info('tls handshake failed', e as Error);
+      throw new ConnClosed();
+    }
+    return silent;
+  }
+
+  private async loggedIn(account: string, username: string, mech: string): Promise<string> {
+    this.app.auth.succeed(this.authConn(), username, account, mech);
+    this.accountName = account;
+    this.username = username;
+    this.account = this.app.store.account(account);
+    this.account.on('changes', this.onChanges);
+    this.state = 'auth';
+    return `[CAPABILITY ${this.capabilities().join(' ')}] logged in`;
+  }
+
+  private async failedLogin(username: string, mech: string, reason: string): Promise<never> {
+    this.app.auth.fail(this.authConn(), username, mech, reason);
+    const delay = this.app.auth.failureDelay(this.remoteIP);
+    if (delay) await new Promise((res) => setTimeout(res, delay));
+    throw new No('authentication failed', 'AUTHENTICATIONFAILED');
+  }
+
+  private async cmdLogin(p: Parser): Promise<string> {
+    this.need('notauth');
+    p.space();
+    const user = p.astring();
+    p.space();
+    const pass = p.astringBuf().toString('utf8');
+    p.end();
+    // RFC 9051 6.2.3: LOGIN must not work without encryption unless configured otherwise.
+    if (!this.plainAllowed()) throw new No('login without TLS not allowed, use STARTTLS', 'PRIVACYREQUIRED');
+    if (!this.app.auth.allowed(this.remoteIP)) throw new No('too many failed logins from your network, try again later', 'UNAVAILABLE');
+    const account = await this.app.auth.password(user, pass);
+    if (!account) return this.failedLogin(user, 'LOGIN', 'bad username or password');
+    return this.loggedIn(account, user, 'LOGIN');
+  }
+
+  private async cmdAuthenticate(p: Parser): Promise<string> {
+    this.need('notauth');
+    p.space();
+    const mechName = p.atom().toUpperCase();
+    let initial: Buffer | undefined;
+    if (p.maybeSpace()) {
+      // RFC 4959: SASL-IR initial response, "=" for empty.
+      const s = p.atom();
+      initial = s === '=' ? Buffer.alloc(0) : decodeB64(s);
+    }
+    p.end();
+    if (!this.plainAllowed()) throw new No('authentication without TLS not allowed, use STARTTLS', 'PRIVACYREQUIRED');
+    if (!this.app.auth.allowed(this.remoteIP)) throw new No('too many failed logins from your network, try again later', 'UNAVAILABLE');
+    const conn = this.authConn();
+    const mech = this.app.auth.mechanisms(conn).includes(mechName) ? this.app.auth.mechanism(mechName, conn) : undefined;
+    if (!mech) throw new No('unsupported authentication mechanism', 'CANNOT');
+    let data = initial;
+    for (;;) {
+      const r = await mech.step(data);
+      if (r.type === 'challenge') {
+        this.conn.write(`+ ${r.data.toString('base64')}\r\n`);
+        data = await this.authResponse();
+        continue;
+      }
+      if (r.type === 'success') {
+        if (r.data) {
+          this.conn.write(`+ ${r.data.toString('base64')}\r\n`);
+          await this.authResponse();
+        }
+        return this.loggedIn(r.account, r.username, mech.name);
+      }
+      if (r.reason === 'malformed') throw new Bad(r.message);
+      return this.failedLogin('', mech.name, r.message);
+    }
+  }
+
+  private async authResponse(): Promise<Buffer> {
+    const { line, ok } = await this.conn.readLine(maxLine, notAuthTimeout);
+    if (!ok) throw new Bad('authentication response too long');
+    const s = line.toString('latin1');
+    // RFC 9051 6.2.2: "*" cancels.
+    if (s === '*') throw new Bad('authentication cancelled');
+    return decodeB64(s);
+  }
+
+  private cmdEnable(p: Parser): undefined {
+    const done: string[] = [];
+    while (p.maybeSpace()) {
+      const cap = p.atom().toUpperCase();
+      if ((cap === 'IMAP4REV2' || cap === 'UTF8=ACCEPT') && !this.enabled.has(cap)) {
+        this.enabled.add(cap);
+        done.push(cap);
+      }
+    }
+    p.end();
+    // RFC 5161 3.1: only capabilities newly enabled are listed.
+    this.untagged(`ENABLED${done.map((c) => ' ' + c).join('')}`);
+    return;
+  }
+
+  /** Mailbox name from a client: modified UTF-7 unless UTF-8 was enabled. */
+  private mailboxArg(p: Parser): string {
+    const raw = p.astring();
+    let name = raw;
+    if (!this.utf8) {
+      try {
+        name = decodeUTF7(raw);
+      } catch (e) {
+        if (!(e instanceof UTF7Error)) throw e;
+        // RFC 9051 5.1.3: a name that is not valid modified UTF-7 is taken as it is.
+      }
+    }
+    if (name.toLowerCase() === 'inbox') return 'Inbox';
+    return name;
+  }
+
+  /** Mailbox name for a response. */
+  private mailboxOut(name: string): Buffer {
+    const n = name === 'Inbox' ? 'INBOX' : name;
+    return astringOut(this.utf8 ? n : encodeUTF7(n), this.utf8);
+  }
+
+  private deselect(): void {
+    this.selected = undefined;
+    this.state = 'auth';
+  }
+
+  private cmdSelect(p: Parser, readOnly: boolean): string {
+    p.space();
+    const name = this.mailboxArg(p);
+    p.end();
+    // RFC 9051 6.3.2: a failed SELECT leaves no mailbox selected.
+    if (this.selected) this.deselect();
+    const mb = this.account!.mailbox(name);
+    if (!mb) throw new No('no such mailbox', 'NONEXISTENT');
+    const msgs = this.account!.messages(mb.id);
+    this.selected = { mailbox: mb, readOnly, uids: msgs.map((m) => m.uid), pending: [] };
+    this.state = 'selected';
+    const flags = [...flagNames.map(([n]) => n), ...mb.keywords];
+    this.untagged(`FLAGS (${flags.join(' ')})`);
+    this.untagged(`OK [PERMANENTFLAGS (${readOnly ? '' : flags.join(' ') + ' \\*'})] flags permitted`);
+    this.untagged(`${msgs.length} EXISTS`);
+    if (!this.rev2) {
+      this.untagged('0 RECENT');
+      const unseen = msgs.findIndex((m) => !(m.flags & Flag.Seen));
+      if (unseen >= 0) this.untagged(`OK [UNSEEN ${unseen + 1}] first unseen`);
+    }
+    this.untagged(`OK [UIDVALIDITY ${mb.uidvalidity}] uid validity`);
+    this.untagged(`OK [UIDNEXT ${mb.uidnext}] next uid`);
+    if (this.rev2) this.untagged(Buffer.concat([Buffer.from(`LIST () "${separator}" `), this.mailboxOut(mb.name)]));
+    return `[${readOnly ? 'READ-ONLY' : 'READ-WRITE'}] ${readOnly ? 'EXAMINE' : 'SELECT'} completed`;
+  }
+
+  private cmdCreate(p: Parser): undefined {
+    p.space();
+    const name = this.mailboxArg(p);
+    p.end();
+    const c = checkMailboxName(name.endsWith(separator) ? name.slice(0, -1) : name);
+    if ('error' in c) throw new No(c.error, 'CANNOT');
+    if (this.account!.mailbox(c.name)) throw new No('mailbox already exists', 'ALREADYEXISTS');
+    // RFC 9051 6.3.4: create missing parent levels too.
+    const levels = c.name.split(separator);
+    for (let i = 1; i <= levels.length; i++) {
+      const n = levels.slice(0, i).join(separator);
+      if (!this.account!.mailbox(n)) this.account!.createMailbox(n);
+    }
+    return;
+  }
+
+  private cmdSubscribe(p: Parser, subscribe: boolean): undefined {
+    p.space();
+    const name = this.mailboxArg(p);
+    p.end();
+    const db = this.account!.db;
+    if (subscribe) {
+      if (!this.account!.mailbox(name)) throw new No('no such mailbox', 'NONEXISTENT');
+      db.prepare('INSERT OR IGNORE INTO subscription (name) VALUES (?)').run(name);
+    } else db.prepare('DELETE FROM subscription WHERE name = ?').run(name);
+    return;
+  }
+
+  private cmdList(p: Parser, lsub: boolean): undefined {
+    p.space();
+    const ref = this.mailboxArg(p);
+    p.space();
+    let pattern = p.listMailbox();
+    p.end();
+    if (!this.utf8) {
+      try {
+        pattern = decodeUTF7(pattern);
+      } catch {
+        // Keep as is.
+      }
+    }
+    if (pattern === '') {
+      // RFC 9051 6.3.9: empty pattern asks for the hierarchy delimiter.
+      this.untagged(`${lsub ? 'LSUB' : 'LIST'} (\\Noselect) "${separator}" ""`);
+      return;
+    }
+    const re = listRegexp(ref + pattern);
+    const reInbox = new RegExp(re.source, 'isu');
+    const mailboxes = this.account!.mailboxes();
+    const names = new Set(mailboxes.map((m) => m.name));
+    const subs = new Set(this.account!.subscriptions());
+    for (const mb of mailboxes) {
+      // RFC 9051 5.1: INBOX is case-insensitive, other names are not.
+      if (mb.name === 'Inbox' ? !reInbox.test('INBOX') : !re.test(mb.name)) continue;
+      if (lsub && !subs.has(mb.name)) continue;
+      const attrs: string[] = [];
+      const prefix = mb.name + separator;
+      attrs.push([...names].some((n) => n.startsWith(prefix)) ? '\\HasChildren' : '\\HasNoChildren');
+      if (mb.specialuse) attrs.push(mb.specialuse);
+      if (subs.has(mb.name) && this.rev2 && !lsub) attrs.push('\\Subscribed');
+      this.untagged(Buffer.concat([Buffer.from(`${lsub ? 'LSUB' : 'LIST'} (${attrs.join(' ')}) "${separator}" `), this.mailboxOut(mb.name)]));
+    }
+    return;
+  }
+
+  private cmdStatus(p: Parser): undefined {
+    p.space();
+    const name = this.mailboxArg(p);
+    p.space();
+    p.expect('(');
+    const items: string[] = [p.atom().toUpperCase()];
+    while (p.maybeSpace()) items.push(p.atom().toUpperCase());
+    p.expect(')');
+    p.end();
+    const mb = this.account!.mailbox(name);
+    if (!mb) throw new No('no such mailbox', 'NONEXISTENT');
+    const c = this.account!.counts(mb.id);
+    const out: string[] = [];
+    for (const it of items) {
+      switch (it) {
+        case 'MESSAGES':
+          out.push(`MESSAGES ${c.messages}`);
+          break;
+        case 'UIDNEXT':
+          out.push(`UIDNEXT ${mb.uidnext}`);
+          break;
+        case 'UIDVALIDITY':
+          out.push(`UIDVALIDITY ${mb.uidvalidity}`);
+          break;
+        case 'UNSEEN':
+          out.push(`UNSEEN ${c.unseen}`);
+          break;
+        case 'DELETED':
+          out.push(`DELETED ${c.deleted}`);
+          break;
+        case 'SIZE':
+          out.push(`SIZE ${c.size}`);
+          break;
+        case 'RECENT':
+          out.push('RECENT 0');
+          break;
+        default:
+          throw new Bad(`unknown status item ${it}`);
+      }
+    }
+    this.untagged(Buffer.concat([Buffer.from('STATUS '), this.mailboxOut(mb.name), Buffer.from(` (${out.join(' ')})`)]));
+    return;
+  }
+
+  /** Resolves a sequence set to UIDs of the selected mailbox. */
+  private resolve(set: SeqSet, uid: boolean): number[] {
+    const uids = this.selected!.uids;
+    if (set.saved) throw new Bad('no saved search result');
+    const out = new Set<number>();
+    if (uid) {
+      const max = uids[uids.length - 1] ?? 0;
+      for (const r of set.ranges) {
+        let [a, b] = [r.start || max, r.end || max];
+        if (a > b) [a, b] = [b, a];
+        // Binary search for the first UID >= a.
+        let lo = 0;
+        let hi = uids.length;
+        while (lo < hi) {
+          const mid = (lo + hi) >> 1;
+          if (uids[mid]! < a) lo = mid + 1;
+          else hi = mid;
+        }
+        for (let i = lo; i < uids.length && uids[i]! <= b; i++) out.add(uids[i]!);
+      }
+    } else {
+      for (const r of set.ranges) {
+        let [a, b] = [r.start || uids.length, r.end || uids.length];
+        if (a > b) [a, b] = [b, a];
+        // RFC 9051 6.4.5: an invalid message sequence number is an error.
+        if (b > uids.length) throw new Bad('message sequence number out of range');
+        for (let i = a; i <= b; i++) out.add(uids[i - 1]!);
+      }
+    }
+    return [...out].sort((x, y) => x - y);
+  }
+
+  private seqOf(uid: number): number {
+    const uids = this.selected!.uids;
+    let lo = 0;
+    let hi = uids.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (uids[mid]! < uid) lo = mid + 1;
+      else hi = mid;
+    }
+    return uids[lo] === uid ? lo + 1 : 0;
+  }
+
+  private writable(): void {
+    if (this.selected!.readOnly) throw new No('mailbox is read-only', 'READ-ONLY');
+  }
+
+  private async cmdFetch(p: Parser, uid: boolean): Promise<undefined> {
+    p.space();
+    const set = p.seqSet();
+    p.space();
+    const atts = parseFetchAtts(p);
+    p.end();
+    const sel = this.selected!;
+    const uids = this.resolve(set, uid);
+    const content = needsContent(atts);
+    const markSeen = setsSeen(atts) && !sel.readOnly;
+    const acc = this.account!;
+    for (const u of uids) {
+      let row = acc.message(sel.mailbox.id, u);
+      if (!row) continue; // Expunged by another session; the EXPUNGE comes later.
+      const seq = this.seqOf(u);
+      const f: Fetched = { row, seq };
+      if (content) f.msg = await acc.readMessage(row);
+      let flagsChanged = false;
+      if (markSeen && !(row.flags & Flag.Seen)) {
+        row = acc.storeFlags(sel.mailbox.id, [u], '+', ['\\Seen'], this)[0] ?? row;
+        f.row = row;
+        flagsChanged = true;
+      }
+      const items = fetchItems(f, atts, { utf8: this.utf8, uid, condstore: false });
+      if (flagsChanged && !atts.some((a) => a.name === 'FLAGS')) items.push(Buffer.from(` FLAGS (${flagList(row.flags, row.keywords).join(' ')})`));
+      this.conn.write(Buffer.concat([Buffer.from(`* ${seq} FETCH (`), ...items, Buffer.from(')\r\n')]));
+      if (content) await this.conn.drain();
+    }
+    return;
+  }
+
+  private cmdStore(p: Parser, uid: boolean): undefined {
+    p.space();
+    const set = p.seqSet();
+    p.space();
+    let op: '+' | '-' | '=' = '=';
+    if (p.take('+')) op = '+';
+    else if (p.take('-')) op = '-';
+    p.expect('FLAGS');
+    const silent = p.take('.SILENT');
+    p.space();
+    const flags = p.flagList(true);
+    p.end();
+    this.writable();
+    const sel = this.selected!;
+    const uids = this.resolve(set, uid);
+    for (const f of flags) if (f.startsWith('\\') && !flagNames.some(([n]) => n.toLowerCase() === f.toLowerCase())) throw new Bad(`unknown system flag ${f}`);
+    this.account!.storeFlags(sel.mailbox.id, uids, op, flags, this);
+    if (silent) return;
+    for (const u of uids) {
+      const m = this.account!.message(sel.mailbox.id, u);
+      if (!m) continue;
+      this.untagged(`${this.seqOf(u)} FETCH (${uid ? `UID ${u} ` : ''}FLAGS (${flagList(m.flags, m.keywords).join(' ')}))`);
+    }
+    return;
+  }
+
+  /** Removes \Deleted messages (optionally only those in uids), sending EXPUNGE responses if asked. */
+  private expungeDeleted(only: Set<number> | undefined, respond: boolean): void {
+    const sel = this.selected!;
+    const del = this.account!.messages(sel.mailbox.id).filter((m) => m.flags & Flag.Deleted && (!only || only.has(m.uid)) && this.seqOf(m.uid) > 0);
+    const removed = this.account!.expunge(
+      sel.mailbox.id,
+      del.map((m) => m.uid),
+      this,
+    );
+    for (const u of removed) {
+      const seq = this.seqOf(u);
+      if (seq === 0) continue;
+      sel.uids.splice(seq - 1, 1);
+      if (respond) this.untagged(`${seq} EXPUNGE`);
+    }
+  }
+
+  private async cmdIdle(p: Parser): Promise<string> {
+    p.end();
+    this.conn.write('+ idling\r\n');
+    this.flushChanges(true);
+    this.conn.flush();
+    this.idling = () => {
+      this.flushChanges(true);
+      this.conn.flush();
+    };
+    try {
+      const { line, ok } = await this.conn.readLine(maxLine, authTimeout);
+      if (!ok || line.toString('latin1').toUpperCase() !== 'DONE') throw new Bad('expected DONE');
+    } finally {
+      this.idling = undefined;
+    }
+    return 'IDLE terminated';
+  }
+
+  /** Change events from the account, from this or other sessions and deliveries. */
+  private changes(changes: Change[], origin: unknown): void {
+    if (origin === this || !this.selected) return;
+    const id = this.selected.mailbox.id;
+    const mine = changes.filter((c) => c.mailboxId === id && c.type !== 'mailbox');
+    if (!mine.length) return;
+    this.selected.pending.push(...mine);
+    this.idling?.();
+  }
+
+  /**
+   * Sends pending changes as untagged responses. EXPUNGE must not be sent during FETCH,
+   * STORE and SEARCH, as the client's sequence numbers would shift under it (RFC 9051 7.5.1).
+   */
+  private flushChanges(expunges: boolean): void {
+    const sel = this.selected;
+    if (!sel || !sel.pending.length) return;
+    const keep: Change[] = [];
+    let exists = false;
+    for (const c of sel.pending) {
+      if (c.type === 'add') {
+        if (c.uid > (sel.uids[sel.uids.length - 1] ?? 0)) {
+          sel.uids.push(c.uid);
+          exists = true;
+        }
+      } else if (c.type === 'flags') {
+        const seq = this.seqOf(c.uid);
+        if (seq) this.untagged(`${seq} FETCH (UID ${c.uid} FLAGS (${flagList(c.flags, c.keywords).join(' ')}))`);
+      } else if (c.type === 'remove') {
+        if (!expunges) {
+          keep.push(c);
+          continue;
+        }
+        if (exists) {
+          this.untagged(`${sel.uids.length} EXISTS`);
+          exists = false;
+        }
+        for (const u of c.uids) {
+          const seq = this.seqOf(u);
+          if (!seq) continue;
+          sel.uids.splice(seq - 1, 1);
+          this.untagged(`${seq} EXPUNGE`);
+        }
+      }
+    }
+    if (exists) this.untagged(`${sel.uids.length} EXISTS`);
+    sel.pending = keep;
+  }
+}
+
+/** Returned by commands that wrote their own tagged response. */
+const silent = Symbol('silent');
+
+function decodeB64(s: string): Buffer {
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(s) || s.length % 4 !== 0) throw new Bad('invalid base64');
+  return Buffer.from(s, 'base64');
+}
+
+/** LIST pattern to a regular expression: "*" matches anything, "%" anything but the separator (RFC 9051 6.3.9). */
+export function listRegexp(pattern: string): RegExp {
+  let re = '';
+  for (const c of pattern) {
+    if (c === '*') re += '.*';
+    else if (c === '%') re += `[^${separator}]*`;
+    else re += c.replace(/[.+?^${}()|[\]\\/]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`, 'su');
+}

@@ -1,0 +1,147 @@
+// Starting and stopping a complete server from its configuration.
+import type net from 'node:net';
+import { Config } from '../config/load.js';
+import { Store } from '../store/store.js';
+import { Auth } from './auth.js';
+import { CertStore } from '../tls/certs.js';
+import { listenSMTP } from '../smtpserver/server.js';
+import { listenIMAP } from '../imapserver/server.js';
+import { CtlServer, ctlPath, type CtlHandler } from '../ctl/ctl.js';
+import { systemClock, type Clock } from '../limits/limiter.js';
+import { Log, setLevels, setLevel, getLevels, isLevel, type Level } from '../log/log.js';
+import type { App } from './app.js';
+import type { Listener } from '../config/static.js';
+
+const log = Log.pkg('serve');
+
+export interface ServeOptions {
+  localserve?: boolean;
+  clock?: Clock;
+}
+
+export interface Running {
+  app: App;
+  /** Addresses listened on, e.g. "smtp 127.0.0.1:1025". */
+  listening: { service: string; ip: string; port: number }[];
+  /** Resolves when the server has stopped, e.g. after "postern stop". */
+  stopped: Promise<void>;
+  stop(graceMs?: number): Promise<void>;
+}
+
+export async function serve(staticFile: string, opts: ServeOptions = {}): Promise<Running> {
+  const config = Config.load(staticFile);
+  setLevels(config.static_.LogLevel as Level, config.static_.PackageLogLevels as Record<string, Level>);
+  const store = new Store(config.dataDir);
+  const handlers = new Map<string, CtlHandler>();
+  const ctl = new CtlServer(ctlPath(config.dataDir), handlers);
+  await ctl.listen();
+  store.cleanTmp();
+  const clock = opts.clock ?? systemClock;
+  const app: App = { config, store, auth: new Auth(config, store, clock), clock, localserve: !!opts.localserve, sessions: new Set() };
+  const servers: net.Server[] = [];
+  const sockets = new Set<net.Socket>();
+  const listening: Running['listening'] = [];
+
+  let stopResolve!: () => void;
+  const stopped = new Promise<void>((r) => (stopResolve = r));
+  let stopping: Promise<void> | undefined;
+  const stop = (graceMs = 5000): Promise<void> => {
+    stopping ??= (async () => {
+      log.info('shutting down');
+      config.close();
+      clearInterval(cleanup);
+      for (const s of servers) s.close();
+      for (const s of app.sessions) s.shutdown();
+      const deadline = Date.now() + graceMs;
+      while (sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      for (const s of sockets) s.destroy();
+      await ctl.close();
+      store.close();
+      log.info('stopped');
+      stopResolve();
+    })();
+    return stopping;
+  };
+
+  try {
+    for (const [name, l] of Object.entries(config.static_.Listeners)) {
+      await startListener(app, name, l, servers, sockets, listening);
+    }
+  } catch (e) {
+    for (const s of servers) s.close();
+    await ctl.close();
+    store.close();
+    throw e;
+  }
+
+  handlers.set('ping', () => 'pong');
+  handlers.set('stop', () => {
+    setImmediate(() => void stop());
+    return 'stopping';
+  });
+  handlers.set('loglevels', (args) => {
+    if (typeof args.level === 'string') {
+      if (!isLevel(args.level)) throw new Error(`unknown level ${args.level}`);
+      setLevel(args.level, typeof args.pkg === 'string' ? args.pkg : '');
+    }
+    return getLevels();
+  });
+
+  config.watch();
+  // Message files of expunged messages are removed once no session can still read them.
+  const cleanup = setInterval(() => {
+    for (const a of store.openAccounts()) a.removeFiles(clock.now() - 3600_000);
+  }, 600_000);
+  cleanup.unref();
+  for (const a of Object.keys(config.domains.Accounts)) store.account(a).removeFiles(Number.MAX_SAFE_INTEGER);
+
+  log.info('postern started', { hostname: config.static_.Hostname, localserve: app.localserve });
+  return { app, listening, stopped, stop };
+}
+
+async function startListener(app: App, name: string, l: Listener, servers: net.Server[], sockets: Set<net.Socket>, listening: Running['listening']): Promise<void> {
+  const config = app.config;
+  const certs = l.TLS?.KeyCerts.length ? new CertStore(l.TLS.KeyCerts, (p) => config.resolve(p), l.TLS.MinVersion as 'TLSv1.2' | 'TLSv1.3') : undefined;
+  const hostname = l.Hostname ?? config.static_.Hostname;
+  for (const ip of l.IPs) {
+    const add = async (service: string, port: number, start: () => Promise<net.Server>) => {
+      try {
+        servers.push(await start());
+        listening.push({ service, ip, port });
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        // In localserve a missing IPv6 loopback is no reason to fail.
+        if (app.localserve && code === 'EADDRNOTAVAIL') {
+          log.warn('cannot listen, skipping', { listener: name, ip, port, err: e as Error });
+          return;
+        }
+        throw new Error(`listener ${name}: ${service} on ${ip} port ${port}: ${(e as Error).message}`);
+      }
+    };
+    if (l.SMTP.Enabled) {
+      await add('smtp', l.SMTP.Port, () =>
+        listenSMTP(
+          app,
+          ip,
+          l.SMTP.Port,
+          { kind: 'smtp', hostname, certs, maxMessageSize: l.SMTP.MaxMessageSize, noSTARTTLS: l.SMTP.NoSTARTTLS, requireSTARTTLS: l.SMTP.RequireSTARTTLS },
+          sockets,
+        ),
+      );
+    }
+    if (l.Submission.Enabled) {
+      await add('submission', l.Submission.Port, () =>
+        listenSMTP(app, ip, l.Submission.Port, { kind: 'submission', hostname, certs, maxMessageSize: l.SMTP.MaxMessageSize, noRequireTLS: l.Submission.NoRequireSTARTTLS }, sockets),
+      );
+    }
+    if (l.Submissions.Enabled) {
+      await add('submissions', l.Submissions.Port, () => listenSMTP(app, ip, l.Submissions.Port, { kind: 'submissions', hostname, certs, maxMessageSize: l.SMTP.MaxMessageSize }, sockets));
+    }
+    if (l.IMAP.Enabled) {
+      await add('imap', l.IMAP.Port, () => listenIMAP(app, ip, l.IMAP.Port, { certs, implicitTLS: false, noRequireTLS: l.IMAP.NoRequireSTARTTLS }, sockets));
+    }
+    if (l.IMAPS.Enabled) {
+      await add('imaps', l.IMAPS.Port, () => listenIMAP(app, ip, l.IMAPS.Port, { certs, implicitTLS: true }, sockets));
+    }
+  }
+}

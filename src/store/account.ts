@@ -1,0 +1,412 @@
+// One account: its SQLite index (mailboxes, messages, flags, password) and message files.
+// Only the server process changes messages; changes are broadcast to open sessions.
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { migrate } from './schema.js';
+import { fsyncDir, type MsgFile } from './tempfile.js';
+import { parseFlags } from './flags.js';
+import { Log } from '../log/log.js';
+
+export const msgsPerDir = 8192;
+
+export interface MailboxRow {
+  id: number;
+  name: string;
+  uidvalidity: number;
+  uidnext: number;
+  specialuse: string;
+  highestmodseq: number;
+  createmodseq: number;
+  keywords: string[];
+}
+
+export interface MessageRow {
+  id: number;
+  mailboxId: number;
+  uid: number;
+  modseq: number;
+  createmodseq: number;
+  flags: number;
+  keywords: string[];
+  size: number;
+  prefixSize: number;
+  received: number;
+  savedate: number | null;
+}
+
+export type Change =
+  | { type: 'add'; mailboxId: number; uid: number; modseq: number; flags: number; keywords: string[]; size: number }
+  | { type: 'flags'; mailboxId: number; uid: number; modseq: number; flags: number; keywords: string[] }
+  | { type: 'remove'; mailboxId: number; uids: number[]; modseq: number }
+  | { type: 'mailbox'; mailboxId: number; name: string; removed?: boolean };
+
+export interface DeliverOptions {
+  mailbox: string;
+  /** Header lines added at delivery, each ending in CRLF. */
+  prefix?: Buffer;
+  flags?: number;
+  keywords?: string[];
+  /** Internal date, ms since epoch. */
+  received?: number;
+  /** Parsed structure as JSON, of prefix plus file. */
+  part?: string;
+  /** Sent with the change event, so the session that caused it can skip it. */
+  origin?: unknown;
+}
+
+export interface Delivered {
+  id: number;
+  mailboxId: number;
+  uid: number;
+  modseq: number;
+}
+
+export const defaultMailboxes: [string, string][] = [
+  ['Inbox', ''],
+  ['Sent', '\\Sent'],
+  ['Archive', '\\Archive'],
+  ['Drafts', '\\Drafts'],
+  ['Trash', '\\Trash'],
+  ['Junk', '\\Junk'],
+];
+
+/** Case-folded mailbox name: "INBOX" in any case is the Inbox (RFC 9051 5.1). */
+export function mailboxKey(name: string): string {
+  const n = name.normalize('NFC');
+  return n.toLowerCase() === 'inbox' ? 'inbox' : n.toLowerCase();
+}
+
+interface Pending {
+  file: MsgFile;
+  opts: DeliverOptions;
+  resolve: (d: Delivered) => void;
+  reject: (e: Error) => void;
+}
+
+type Row = Record<string, unknown>;
+
+function mailboxRow(r: Row): MailboxRow {
+  return {
+    id: r.id as number,
+    name: r.name as string,
+    uidvalidity: r.uidvalidity as number,
+    uidnext: r.uidnext as number,
+    specialuse: r.specialuse as string,
+    highestmodseq: r.highestmodseq as number,
+    createmodseq: r.createmodseq as number,
+    keywords: JSON.parse(r.keywords as string) as string[],
+  };
+}
+
+function messageRow(r: Row): MessageRow {
+  return {
+    id: r.id as number,
+    mailboxId: r.mailbox_id as number,
+    uid: r.uid as number,
+    modseq: r.modseq as number,
+    createmodseq: r.createmodseq as number,
+    flags: r.flags as number,
+    keywords: JSON.parse(r.keywords as string) as string[],
+    size: r.size as number,
+    prefixSize: r.prefixsize as number,
+    received: r.received as number,
+    savedate: r.savedate as number | null,
+  };
+}
+
+const messageColumns = 'id, mailbox_id, uid, modseq, createmodseq, flags, keywords, size, length(prefix) AS prefixsize, received, savedate';
+
+export class Account extends EventEmitter {
+  readonly db: Database.Database;
+  private modseq: number;
+  private pending: Pending[] = [];
+  private flushScheduled = false;
+  private readonly log: Log;
+  private readonly stmts;
+
+  constructor(
+    readonly name: string,
+    readonly dir: string,
+  ) {
+    super();
+    this.setMaxListeners(0);
+    this.log = Log.pkg('store').with({ account: name });
+    fs.mkdirSync(path.join(dir, 'msg'), { recursive: true, mode: 0o700 });
+    this.db = new Database(path.join(dir, 'index.db'));
+    this.db.pragma('journal_mode = WAL');
+    // A commit returns only when it is on disk: the SMTP 250 depends on it.
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.pragma('foreign_keys = ON');
+    migrate(this.db);
+    this.stmts = {
+      mailboxByKey: this.db.prepare('SELECT * FROM mailbox WHERE namekey = ?'),
+      mailboxById: this.db.prepare('SELECT * FROM mailbox WHERE id = ?'),
+      insertMessage: this.db.prepare(
+        'INSERT INTO message (mailbox_id, uid, modseq, createmodseq, flags, keywords, size, prefix, received, savedate, part) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      ),
+      bumpMailbox: this.db.prepare('UPDATE mailbox SET uidnext = uidnext + 1, highestmodseq = ? WHERE id = ?'),
+      setModseq: this.db.prepare("INSERT INTO meta (key, value) VALUES ('modseq', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
+      messages: this.db.prepare(`SELECT ${messageColumns} FROM message WHERE mailbox_id = ? ORDER BY uid`),
+      message: this.db.prepare(`SELECT ${messageColumns} FROM message WHERE mailbox_id = ? AND uid = ?`),
+      prefix: this.db.prepare('SELECT prefix FROM message WHERE id = ?'),
+      part: this.db.prepare('SELECT part FROM message WHERE id = ?'),
+    };
+    this.modseq = (this.db.prepare("SELECT value FROM meta WHERE key = 'modseq'").pluck().get() as number | undefined) ?? 0;
+    if (this.db.prepare('SELECT count(*) FROM mailbox').pluck().get() === 0) {
+      this.db.transaction(() => {
+        for (const [name, use] of defaultMailboxes) {
+          this.createMailboxTx(name, use);
+          this.db.prepare('INSERT OR IGNORE INTO subscription (name) VALUES (?)').run(name);
+        }
+      })();
+    }
+  }
+
+  private nextModseq(): number {
+    this.modseq++;
+    this.stmts.setModseq.run(this.modseq);
+    return this.modseq;
+  }
+
+  private nextUIDValidity(): number {
+    const v = ((this.db.prepare("SELECT value FROM meta WHERE key = 'uidvalidity'").pluck().get() as number | undefined) ?? 0) + 1;
+    this.db.prepare("INSERT INTO meta (key, value) VALUES ('uidvalidity', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(v);
+    return v;
+  }
+
+  private createMailboxTx(name: string, specialUse = ''): MailboxRow {
+    const modseq = this.nextModseq();
+    const info = this.db
+      .prepare('INSERT INTO mailbox (name, namekey, uidvalidity, uidnext, specialuse, highestmodseq, createmodseq) VALUES (?, ?, ?, 1, ?, ?, ?)')
+      .run(name, mailboxKey(name), this.nextUIDValidity(), specialUse, modseq, modseq);
+    return this.mailboxById(Number(info.lastInsertRowid))!;
+  }
+
+  createMailbox(name: string, specialUse = ''): MailboxRow {
+    const mb = this.db.transaction(() => this.createMailboxTx(name, specialUse))();
+    this.emit('changes', [{ type: 'mailbox', mailboxId: mb.id, name: mb.name }]);
+    return mb;
+  }
+
+  mailboxes(): MailboxRow[] {
+    return (this.db.prepare('SELECT * FROM mailbox ORDER BY name').all() as Row[]).map(mailboxRow);
+  }
+
+  mailbox(name: string): MailboxRow | undefined {
+    const r = this.stmts.mailboxByKey.get(mailboxKey(name)) as Row | undefined;
+    return r && mailboxRow(r);
+  }
+
+  mailboxById(id: number): MailboxRow | undefined {
+    const r = this.stmts.mailboxById.get(id) as Row | undefined;
+    return r && mailboxRow(r);
+  }
+
+  subscriptions(): string[] {
+    return this.db.prepare('SELECT name FROM subscription ORDER BY name').pluck().all() as string[];
+  }
+
+  messages(mailboxId: number): MessageRow[] {
+    return (this.stmts.messages.all(mailboxId) as Row[]).map(messageRow);
+  }
+
+  message(mailboxId: number, uid: number): MessageRow | undefined {
+    const r = this.stmts.message.get(mailboxId, uid) as Row | undefined;
+    return r && messageRow(r);
+  }
+
+  /** Counts for STATUS. */
+  counts(mailboxId: number): { messages: number; unseen: number; deleted: number; size: number } {
+    const r = this.db
+      .prepare('SELECT count(*) AS messages, coalesce(sum((flags & 1) = 0), 0) AS unseen, coalesce(sum((flags & 8) != 0), 0) AS deleted, coalesce(sum(size), 0) AS size FROM message WHERE mailbox_id = ?')
+      .get(mailboxId) as { messages: number; unseen: number; deleted: number; size: number };
+    return r;
+  }
+
+  messagePath(id: number): string {
+    return path.join(this.dir, 'msg', String(Math.floor(id / msgsPerDir)), String(id));
+  }
+
+  /** The stored message: delivery prefix followed by the message file. */
+  async readMessage(m: MessageRow): Promise<Buffer> {
+    const prefix = this.prefix(m);
+    const file = await fsp.readFile(this.messagePath(m.id));
+    return prefix.length ? Buffer.concat([prefix, file]) : file;
+  }
+
+  prefix(m: MessageRow): Buffer {
+    if (m.prefixSize === 0) return Buffer.alloc(0);
+    return (this.stmts.prefix.get(m.id) as { prefix: Buffer }).prefix;
+  }
+
+  part(m: MessageRow): string | null {
+    return (this.stmts.part.get(m.id) as { part: string | null } | undefined)?.part ?? null;
+  }
+
+  /**
+   * Adds a message to a mailbox, durably: when the promise resolves, the message file and
+   * its directory entry are fsynced and the index transaction is committed. Deliveries
+   * arriving together share one commit.
+   */
+  deliver(file: MsgFile, opts: DeliverOptions): Promise<Delivered> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ file, opts, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    const batch = this.pending;
+    this.pending = [];
+    this.flushScheduled = false;
+    const changes: Change[] = [];
+    const results: Delivered[] = [];
+    try {
+      this.db.transaction(() => {
+        const modseq = this.nextModseq();
+        const dirs = new Set<string>();
+        for (const { file, opts } of batch) {
+          const mb = this.mailbox(opts.mailbox) ?? this.createMailboxTx(opts.mailbox);
+          const prefix = opts.prefix ?? Buffer.alloc(0);
+          const flags = opts.flags ?? 0;
+          const keywords = opts.keywords ?? [];
+          const size = prefix.length + file.size;
+          const received = opts.received ?? Date.now();
+          const info = this.stmts.insertMessage.run(mb.id, mb.uidnext, modseq, modseq, flags, JSON.stringify(keywords), size, prefix, received, Date.now(), opts.part ?? null);
+          this.stmts.bumpMailbox.run(modseq, mb.id);
+          if (keywords.length) this.addMailboxKeywords(mb, keywords);
+          const id = Number(info.lastInsertRowid);
+          const dst = this.messagePath(id);
+          const dir = path.dirname(dst);
+          if (!dirs.has(dir)) fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+          // A file left by a crash before an earlier commit may hold this id.
+          fs.rmSync(dst, { force: true });
+          fs.linkSync(file.path, dst);
+          dirs.add(dir);
+          results.push({ id, mailboxId: mb.id, uid: mb.uidnext, modseq });
+          changes.push({ type: 'add', mailboxId: mb.id, uid: mb.uidnext, modseq, flags, keywords, size });
+        }
+        for (const d of dirs) fsyncDir(d);
+      })();
+    } catch (e) {
+      this.log.error('delivery failed', e as Error);
+      for (const p of batch) p.reject(e as Error);
+      return;
+    }
+    batch.forEach((p, i) => p.resolve(results[i]!));
+    this.emit('changes', changes, batch.length === 1 ? batch[0]!.opts.origin : undefined);
+  }
+
+  private addMailboxKeywords(mb: MailboxRow, keywords: string[]): void {
+    const known = new Set(mb.keywords.map((k) => k.toLowerCase()));
+    const add = keywords.filter((k) => !known.has(k.toLowerCase()));
+    if (add.length) {
+      mb.keywords = [...mb.keywords, ...add];
+      this.db.prepare('UPDATE mailbox SET keywords = ? WHERE id = ?').run(JSON.stringify(mb.keywords), mb.id);
+    }
+  }
+
+  /**
+   * Changes flags of messages. Returns the messages changed, with their new state.
+   * op: "+" adds, "-" removes, "=" replaces (RFC 9051 6.4.6).
+   */
+  storeFlags(mailboxId: number, uids: number[], op: '+' | '-' | '=', names: string[], origin?: unknown): MessageRow[] {
+    const { flags, keywords } = parseFlags(names);
+    const changed: MessageRow[] = [];
+    const changes: Change[] = [];
+    this.db.transaction(() => {
+      let modseq = 0;
+      const mb = this.mailboxById(mailboxId);
+      if (!mb) return;
+      const update = this.db.prepare('UPDATE message SET flags = ?, keywords = ?, modseq = ? WHERE id = ?');
+      for (const uid of uids) {
+        const m = this.message(mailboxId, uid);
+        if (!m) continue;
+        let nf = m.flags;
+        let nk = m.keywords;
+        if (op === '+') {
+          nf |= flags;
+          const have = new Set(nk.map((k) => k.toLowerCase()));
+          nk = nk.concat(keywords.filter((k) => !have.has(k.toLowerCase())));
+        } else if (op === '-') {
+          nf &= ~flags;
+          const drop = new Set(keywords.map((k) => k.toLowerCase()));
+          nk = nk.filter((k) => !drop.has(k.toLowerCase()));
+        } else {
+          nf = flags;
+          nk = keywords;
+        }
+        if (nf === m.flags && JSON.stringify(nk) === JSON.stringify(m.keywords)) continue;
+        if (!modseq) modseq = this.nextModseq();
+        update.run(nf, JSON.stringify(nk), modseq, m.id);
+        Object.assign(m, { flags: nf, keywords: nk, modseq });
+        changed.push(m);
+        changes.push({ type: 'flags', mailboxId, uid, modseq, flags: nf, keywords: nk });
+      }
+      if (modseq) this.db.prepare('UPDATE mailbox SET highestmodseq = ? WHERE id = ?').run(modseq, mailboxId);
+      if (keywords.length) this.addMailboxKeywords(mb, keywords);
+    })();
+    if (changes.length) this.emit('changes', changes, origin);
+    return changed;
+  }
+
+  /** Removes messages from a mailbox. Files are deleted later: other sessions may still read them. */
+  expunge(mailboxId: number, uids: number[], origin?: unknown): number[] {
+    const removed: number[] = [];
+    let modseq = 0;
+    this.db.transaction(() => {
+      const del = this.db.prepare('DELETE FROM message WHERE id = ?');
+      const tomb = this.db.prepare('INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)');
+      const rm = this.db.prepare('INSERT OR REPLACE INTO removedfile (id, at) VALUES (?, ?)');
+      for (const uid of uids) {
+        const m = this.message(mailboxId, uid);
+        if (!m) continue;
+        if (!modseq) modseq = this.nextModseq();
+        del.run(m.id);
+        tomb.run(mailboxId, uid, modseq);
+        rm.run(m.id, Date.now());
+        removed.push(uid);
+      }
+      if (modseq) this.db.prepare('UPDATE mailbox SET highestmodseq = ? WHERE id = ?').run(modseq, mailboxId);
+    })();
+    if (removed.length) this.emit('changes', [{ type: 'remove', mailboxId, uids: removed, modseq }], origin);
+    return removed;
+  }
+
+  /** Deletes files of messages removed before the given time. */
+  removeFiles(before: number): number {
+    const ids = this.db.prepare('SELECT id FROM removedfile WHERE at < ?').pluck().all(before) as number[];
+    for (const id of ids) fs.rmSync(this.messagePath(id), { force: true });
+    if (ids.length) this.db.prepare('DELETE FROM removedfile WHERE at < ?').run(before);
+    return ids.length;
+  }
+
+  /** Stored login credentials (derived secrets, never the password). */
+  credentials(): unknown {
+    const r = this.db.prepare('SELECT credentials FROM password WHERE id = 1').pluck().get() as string | undefined;
+    return r === undefined ? undefined : JSON.parse(r);
+  }
+
+  /** Changed-at time of the credentials, to invalidate login caches. */
+  credentialsChanged(): number {
+    return (this.db.prepare('SELECT changed FROM password WHERE id = 1').pluck().get() as number | undefined) ?? 0;
+  }
+
+  setCredentials(creds: unknown): void {
+    this.db
+      .prepare('INSERT INTO password (id, credentials, changed) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET credentials = excluded.credentials, changed = excluded.changed')
+      .run(JSON.stringify(creds), Date.now());
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
+
