@@ -2,7 +2,7 @@
 
 import { createHash } from 'node:crypto';
 
-import { asciiLower, type HeaderField } from './message.js';
+import { asciiLower, type HeaderField, trimEnd } from './message.js';
 
 export type Canon = 'simple' | 'relaxed';
 
@@ -12,7 +12,7 @@ export function canonHeader(raw: string, canon: Canon): string {
   if (canon === 'simple') return raw + '\r\n';
   // RFC 6376 3.4.2: lower-case the name, unfold, one SP per WSP run, no WSP around the colon or at the end.
   const colon = raw.indexOf(':');
-  const name = asciiLower(raw.slice(0, colon).replace(/[ \t]+$/, ''));
+  const name = asciiLower(trimEnd(raw.slice(0, colon), ' \t'));
   const value = raw
     .slice(colon + 1)
     .replace(/\r\n/g, '')

@@ -3,7 +3,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPair, KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 
-import { colonList, decodeBase64, parseTags, TagError } from './tags.js';
+import { colonList, decodeBase64, parseTags, quote, TagError } from './tags.js';
 
 const generate = promisify(generateKeyPair);
 
@@ -150,7 +150,7 @@ export function recordPublicKey(record: KeyRecord): KeyObject {
       // reported below
     }
   } else {
-    throw new KeyRecordError(`unsupported key type k=${record.keyType}`);
+    throw new KeyRecordError(`unsupported key type k=${quote(record.keyType)}`);
   }
   if (key?.asymmetricKeyType !== record.keyType) throw new KeyRecordError(`p= is not a valid ${record.keyType} public key`);
   return key;

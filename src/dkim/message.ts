@@ -106,7 +106,7 @@ function splitFields(text: string): HeaderField[] {
       continue;
     }
     const colon = line.indexOf(':');
-    const name = colon > 0 && line[0] !== ' ' && line[0] !== '\t' ? line.slice(0, colon).replace(/[ \t]+$/, '') : '';
+    const name = colon > 0 && line[0] !== ' ' && line[0] !== '\t' ? trimEnd(line.slice(0, colon), ' \t') : '';
     fields.push({ key: asciiLower(name), raw: line });
   }
   return fields;
@@ -115,4 +115,11 @@ function splitFields(text: string): HeaderField[] {
 /** Lower-cases ASCII letters only: other latin1 chars stand for raw bytes. */
 export function asciiLower(s: string): string {
   return s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+}
+
+/** Strips trailing chars found in `chars`; an end-anchored regex would take quadratic time on long runs. */
+export function trimEnd(s: string, chars: string): string {
+  let end = s.length;
+  while (end > 0 && chars.includes(s[end - 1]!)) end--;
+  return s.slice(0, end);
 }

@@ -1,5 +1,7 @@
 // Tag=value lists, RFC 6376 3.2, used by DKIM-Signature fields and key records.
 
+import { trimEnd } from './message.js';
+
 export class TagError extends Error {
   override name = 'TagError';
 }
@@ -12,9 +14,14 @@ interface TagSpan {
   end: number;
 }
 
-const FWS = /^[ \t\r\n]+|[ \t\r\n]+$/g;
+const trimFWS = (s: string) => trimEnd(s.replace(/^[ \t\r\n]+/, ''), ' \t\r\n');
 // VALCHAR (RFC 6376 3.2) plus 8-bit bytes for UTF-8 (RFC 8616), and FWS inside a value.
 const BAD_VALUE = /[^\x21-\x3a\x3c-\x7e\x80-\xff \t\r\n]/;
+
+/** Quotes input for an error message, shortened: messages end up in header fields. */
+export function quote(s: string): string {
+  return JSON.stringify(s.length > 40 ? s.slice(0, 40) + '...' : s);
+}
 
 function spans(s: string): TagSpan[] {
   const out: TagSpan[] = [];
@@ -23,15 +30,15 @@ function spans(s: string): TagSpan[] {
     let end = s.indexOf(';', start);
     if (end < 0) end = s.length;
     const spec = s.slice(start, end);
-    if (spec.replace(FWS, '') === '') {
+    if (trimFWS(spec) === '') {
       // RFC 6376 3.2: only the list may end with a ";".
       if (end < s.length || out.length === 0) throw new TagError('empty tag');
     } else {
       const eq = spec.indexOf('=');
-      if (eq < 0) throw new TagError(`tag without "=": ${JSON.stringify(spec.replace(FWS, ''))}`);
-      const name = spec.slice(0, eq).replace(FWS, '');
-      if (!/^[A-Za-z][A-Za-z0-9_]*$/.test(name)) throw new TagError(`invalid tag name ${JSON.stringify(name)}`);
-      const value = spec.slice(eq + 1).replace(FWS, '');
+      if (eq < 0) throw new TagError(`tag without "=": ${quote(trimFWS(spec))}`);
+      const name = trimFWS(spec.slice(0, eq));
+      if (!/^[A-Za-z][A-Za-z0-9_]*$/.test(name)) throw new TagError(`invalid tag name ${quote(name)}`);
+      const value = trimFWS(spec.slice(eq + 1));
       if (BAD_VALUE.test(value)) throw new TagError(`invalid character in tag ${name}`);
       out.push({ name, value, valueStart: start + eq + 1, end });
     }
@@ -79,7 +86,7 @@ export function decodeBase64(value: string, tag: string): Buffer {
 
 /** Splits a colon-separated list, trimming FWS around each item. */
 export function colonList(value: string): string[] {
-  return value.split(':').map((v) => v.replace(FWS, ''));
+  return value.split(':').map((v) => trimFWS(v));
 }
 
 /** Decodes dkim-quoted-printable (RFC 6376 2.11): FWS is dropped, =XX is one byte. */

@@ -6,7 +6,7 @@ import { DNSError, type Resolver } from '../dns/types.js';
 import { type BodyHashResult, type Canon, canonHeader, hashBody, signedFields } from './canon.js';
 import { type KeyRecord, MAX_RSA_BITS, MIN_RSA_BITS, parseKeyRecord, recordPublicKey } from './keys.js';
 import { type HeaderField, type MessageInput, MessageError, MessageReader } from './message.js';
-import { colonList, decodeBase64, decodeQP, parseTags, TagError, withoutSignature } from './tags.js';
+import { colonList, decodeBase64, decodeQP, parseTags, quote, TagError, withoutSignature } from './tags.js';
 
 export type DKIMStatus = 'pass' | 'fail' | 'neutral' | 'policy' | 'temperror' | 'permerror' | 'none';
 
@@ -167,16 +167,16 @@ function check(raw: string, index: number, now: number): { result: DKIMResult; s
     }
 
     // RFC 6376 6.1.1: version first, then the required tags.
-    if (tags.has('v') && tags.get('v') !== '1') throw new Refusal('permerror', `incompatible version v=${tags.get('v')}`);
+    if (tags.has('v') && tags.get('v') !== '1') throw new Refusal('permerror', `incompatible version v=${quote(tags.get('v')!)}`);
     const missing = ['v', 'a', 'b', 'bh', 'd', 'h', 's'].filter((t) => !tags.has(t));
     if (missing.length) throw new Refusal('permerror', `missing required tag ${missing.map((t) => t + '=').join(' ')}`);
 
     const algorithm = result.algorithm.toLowerCase();
     // RFC 8301 3.1: rsa-sha1 signatures must not be considered valid.
     if (algorithm === 'rsa-sha1') throw new Refusal('fail', 'rsa-sha1 is no longer accepted (RFC 8301 3.1)');
-    if (algorithm !== 'rsa-sha256' && algorithm !== 'ed25519-sha256') throw new Refusal('permerror', `unsupported algorithm a=${result.algorithm}`);
+    if (algorithm !== 'rsa-sha256' && algorithm !== 'ed25519-sha256') throw new Refusal('permerror', `unsupported algorithm a=${quote(result.algorithm)}`);
     if (c.length > 2 || !isCanon(result.headerCanon) || !isCanon(result.bodyCanon)) {
-      throw new Refusal('permerror', `unsupported canonicalization c=${tags.get('c')}`);
+      throw new Refusal('permerror', `unsupported canonicalization c=${quote(tags.get('c')!)}`);
     }
     if (!DOMAIN.test(result.domain)) throw new Refusal('permerror', 'invalid d= domain');
     if (!DOMAIN.test(result.selector)) throw new Refusal('permerror', 'invalid s= selector');
@@ -186,7 +186,7 @@ function check(raw: string, index: number, now: number): { result: DKIMResult; s
     const at = identity.lastIndexOf('@');
     const identityDomain = identity.slice(at + 1).toLowerCase();
     if (at < 0 || (identityDomain !== result.domain && !identityDomain.endsWith('.' + result.domain))) {
-      throw new Refusal('permerror', `i= ${identity} is not within d= ${result.domain}`);
+      throw new Refusal('permerror', `i= ${quote(identity)} is not within d= ${result.domain}`);
     }
 
     const headers = colonList(tags.get('h')!);
@@ -209,7 +209,7 @@ function check(raw: string, index: number, now: number): { result: DKIMResult; s
     }
     // RFC 6376 3.5 q=: dns/txt is the only query method.
     const q = tags.get('q');
-    if (q !== undefined && !colonList(q.toLowerCase()).includes('dns/txt')) throw new Refusal('permerror', `unsupported query method q=${q}`);
+    if (q !== undefined && !colonList(q.toLowerCase()).includes('dns/txt')) throw new Refusal('permerror', `unsupported query method q=${quote(q)}`);
 
     let bodyHash: Buffer;
     let signature: Buffer;
@@ -284,7 +284,7 @@ function checkSignature(sig: Signature, fields: HeaderField[], record: KeyRecord
   // RFC 6376 3.6.1 s=: the key must be for email or for any service.
   if (!record.services.includes('*') && !record.services.includes('email')) throw new Refusal('permerror', 'key record is not for email (s=)');
   if (record.data.length === 0) throw new Refusal('permerror', 'key revoked');
-  if (record.keyType !== sig.keyType) throw new Refusal('permerror', `key type k=${record.keyType} does not match a=`);
+  if (record.keyType !== sig.keyType) throw new Refusal('permerror', `key type k=${quote(record.keyType)} does not match a=`);
   let key: KeyObject;
   try {
     key = recordPublicKey(record);

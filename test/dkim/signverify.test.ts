@@ -215,7 +215,7 @@ test('key record constraints: h=, s=, k=, t=s, multiple and broken records', asy
     [[ed25519 + '; h=sha1:sha256'], 'pass: '],
     [[ed25519 + '; s=tlsrpt'], 'permerror: key record is not for email (s=)'],
     [[ed25519 + '; s=tlsrpt:email'], 'pass: '],
-    [[txtRecord(rsa)], 'permerror: key type k=rsa does not match a='],
+    [[txtRecord(rsa)], 'permerror: key type k="rsa" does not match a='],
     [[ed25519 + '; t=s'], 'permerror: key record does not allow i= subdomains (t=s)'],
     [[ed25519, ed25519], `permerror: multiple key records at ${ED_NAME}`],
     [[ed25519, 'google-site-verification=abc'], 'pass: '],
@@ -244,16 +244,16 @@ test('a failure under a testing key (t=y) counts as no signature', async () => {
 test('malformed signature fields are permanent errors', async () => {
   const good = await signed(MESSAGE, opts('ed'));
   const edits: [RegExp | string, string, string][] = [
-    ['v=1', 'v=2', 'permerror: incompatible version v=2'],
+    ['v=1', 'v=2', 'permerror: incompatible version v="2"'],
     ['v=1; ', '', 'permerror: missing required tag v='],
     [/ h=[^;]*;/, '', 'permerror: missing required tag h='],
     [/ h=[^;]*;/, ' h=To:Subject;', 'permerror: From field not signed'],
-    ['a=ed25519-sha256', 'a=ed448-sha256', 'permerror: unsupported algorithm a=ed448-sha256'],
-    ['c=relaxed/relaxed', 'c=relaxed/fancy', 'permerror: unsupported canonicalization c=relaxed/fancy'],
+    ['a=ed25519-sha256', 'a=ed448-sha256', 'permerror: unsupported algorithm a="ed448-sha256"'],
+    ['c=relaxed/relaxed', 'c=relaxed/fancy', 'permerror: unsupported canonicalization c="relaxed/fancy"'],
     ['d=example.org', 'd=exa mple.org', 'permerror: invalid d= domain'],
-    ['s=ed;', 's=ed; i=joe@example.com;', 'permerror: i= joe@example.com is not within d= example.org'],
-    ['s=ed;', 's=ed; i=joe@badexample.org;', 'permerror: i= joe@badexample.org is not within d= example.org'],
-    ['s=ed;', 's=ed; q=http;', 'permerror: unsupported query method q=http'],
+    ['s=ed;', 's=ed; i=joe@example.com;', 'permerror: i= "joe@example.com" is not within d= example.org'],
+    ['s=ed;', 's=ed; i=joe@badexample.org;', 'permerror: i= "joe@badexample.org" is not within d= example.org'],
+    ['s=ed;', 's=ed; q=http;', 'permerror: unsupported query method q="http"'],
     ['s=ed;', 's=ed; s=ed;', 'permerror: signature syntax error: duplicate tag s'],
     [/\bt=\d+;/, 't=12x;', 'permerror: invalid t= timestamp'],
     ['bh=', 'bh=!', 'permerror: invalid base64 in bh='],
@@ -277,6 +277,15 @@ test('hostile input gives results, not crashes', async () => {
   const start = Date.now();
   assert.equal((await check(huge))[0]!.status, 'fail');
   assert.ok(Date.now() - start < 5000);
+  // Long whitespace runs and long tag values take linear time and give short reasons.
+  const spaces = ' '.repeat(200000);
+  const slow = Date.now();
+  const [ws] = await check(`DKIM-Signature: v=1;${spaces}x${spaces}; a=${'y'.repeat(100000)}\r\nX${spaces}: z\r\n` + good);
+  assert.equal(ws!.status, 'permerror');
+  assert.equal(ws!.reason, 'signature syntax error: tag without "=": "x"');
+  assert.ok(Date.now() - slow < 2000);
+  const [long] = await check(good.replace('a=ed25519-sha256', `a=${'y'.repeat(100000)}`));
+  assert.equal(long!.reason, `unsupported algorithm a="${'y'.repeat(40)}..."`);
   // Header sections over 1 MiB are refused as a whole.
   const [big] = await check('X-Big: ' + 'a'.repeat(1100000) + '\r\n' + good);
   assert.equal(big!.status, 'permerror');
