@@ -225,7 +225,7 @@ class Evaluation {
         (ptrs ?? []).slice(0, MAX_NAMES).map(async (name) => {
           try {
             const addrs = await this.query((r) => this.lookupAddr(r, name), `address of ${name}`);
-            return this.anyMatch(addrs) ? name : undefined;
+            return this.anyMatch(addrs) ? trimDot(name) : undefined;
           } catch (err) {
             // RFC 7208 5.5: a name whose address lookup fails is skipped.
             if (err instanceof LookupFailed) return undefined;
@@ -284,7 +284,7 @@ class Evaluation {
         // The domain itself, else a subdomain of it, else any validated name, else "unknown".
         const { names } = await this.validatedNames();
         const lower = domain.toLowerCase();
-        return names.find((n) => trimDot(n).toLowerCase() === lower) ?? names.find((n) => isSubdomain(n, domain)) ?? names[0] ?? 'unknown';
+        return names.find((n) => n.toLowerCase() === lower) ?? names.find((n) => isSubdomain(n, domain)) ?? names[0] ?? 'unknown';
       }
       case 'v':
         return this.ip.family === 4 ? 'in-addr' : 'ip6';

@@ -54,7 +54,9 @@ export function receivedSPF(p: ReceivedSPFParams): string {
     ['receiver', p.receiver],
     ['identity', p.identity],
   ];
-  if (r.mechanism) pairs.push(['mechanism', r.mechanism]);
+  // RFC 7208 9.1: "default" when the record was evaluated and no mechanism matched.
+  const mechanism = r.mechanism ?? (r.result === 'neutral' ? 'default' : undefined);
+  if (mechanism) pairs.push(['mechanism', mechanism]);
   if (r.reason && (r.result === 'temperror' || r.result === 'permerror')) pairs.push(['problem', r.reason]);
   const kv = pairs.filter(([, v]) => v !== '').map(([k, v]) => `${k}=${value(v)}`);
   const tokens = [`Received-SPF: ${r.result}`, ...comment(p).split(' '), ...kv.map((t, i) => (i < kv.length - 1 ? `${t};` : t))];

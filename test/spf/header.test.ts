@@ -80,6 +80,12 @@ test('hostile values cannot break out of the header field, a quoted-string or a 
   assert.ok(unfold(h).includes('helo="evil (helo) X: y"'), h);
 });
 
+test('neutral without a matching mechanism names the "default" mechanism', () => {
+  assert.ok(unfold(receivedSPF(params({ result: 'neutral' }))).endsWith('identity=mailfrom; mechanism=default'));
+  assert.ok(unfold(receivedSPF(params({ result: 'neutral', mechanism: '?all' }))).endsWith('mechanism=?all'));
+  assert.ok(!unfold(receivedSPF(params({ result: 'none' }))).includes('mechanism='));
+});
+
 test('empty values are left out', () => {
   const h = unfold(receivedSPF(params({ result: 'none' }, { helo: '' })));
   assert.ok(!h.includes('helo='));
