@@ -6,6 +6,7 @@ import { domainToASCII } from 'node:url';
 import { type Canon, canonHeader, hashBody, signedFields } from './canon.js';
 import { loadPrivateKey } from './keys.js';
 import { type HeaderField, type MessageInput, MessageError, MessageReader } from './message.js';
+import { DOMAIN, FIELD_NAME } from './tags.js';
 
 export interface SignOptions {
   /** d=: the signing domain. */
@@ -46,8 +47,6 @@ export const DEFAULT_HEADERS = [
 
 const DEFAULT_EXPIRATION = 72 * 3600;
 const MAX_LINE = 78; // RFC 5322 2.1.1
-const DOMAIN = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
-const FIELD_NAME = /^[\x21-\x39\x3b-\x7e]+$/; // RFC 5322 3.6.8 ftext
 
 interface Prepared {
   key: KeyObject;

@@ -14,6 +14,11 @@ interface TagSpan {
   end: number;
 }
 
+/** RFC 1035 names as DKIM uses them: d=, s= and the i= domain (RFC 6376 3.5). */
+export const DOMAIN = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
+/** RFC 5322 3.6.8 field-name. */
+export const FIELD_NAME = /^[\x21-\x39\x3b-\x7e]+$/;
+
 const trimFWS = (s: string) => trimEnd(s.replace(/^[ \t\r\n]+/, ''), ' \t\r\n');
 // VALCHAR (RFC 6376 3.2) plus 8-bit bytes for UTF-8 (RFC 8616), and FWS inside a value.
 const BAD_VALUE = /[^\x21-\x3a\x3c-\x7e\x80-\xff \t\r\n]/;
@@ -30,10 +35,8 @@ function spans(s: string): TagSpan[] {
     let end = s.indexOf(';', start);
     if (end < 0) end = s.length;
     const spec = s.slice(start, end);
-    if (trimFWS(spec) === '') {
-      // RFC 6376 3.2: only the list may end with a ";".
-      if (end < s.length || out.length === 0) throw new TagError('empty tag');
-    } else {
+    // RFC 6376 3.2 allows an empty spec only after a final ";"; stray ";;" are tolerated too.
+    if (trimFWS(spec) !== '') {
       const eq = spec.indexOf('=');
       if (eq < 0) throw new TagError(`tag without "=": ${quote(trimFWS(spec))}`);
       const name = trimFWS(spec.slice(0, eq));
@@ -55,15 +58,6 @@ export function parseTags(s: string): Map<string, string> {
     tags.set(name, value);
   }
   return tags;
-}
-
-/** The first tag's name, or undefined if the list does not parse. */
-export function firstTag(s: string): string | undefined {
-  try {
-    return spans(s)[0]?.name;
-  } catch {
-    return undefined;
-  }
 }
 
 /**

@@ -6,7 +6,7 @@ import { DNSError, type Resolver } from '../dns/types.js';
 import { type BodyHashResult, type Canon, canonHeader, hashBody, signedFields } from './canon.js';
 import { type KeyRecord, MAX_RSA_BITS, MIN_RSA_BITS, parseKeyRecord, recordPublicKey } from './keys.js';
 import { type HeaderField, type MessageInput, MessageError, MessageReader } from './message.js';
-import { colonList, decodeBase64, decodeQP, parseTags, quote, TagError, withoutSignature } from './tags.js';
+import { colonList, decodeBase64, decodeQP, DOMAIN, FIELD_NAME, parseTags, quote, TagError, withoutSignature } from './tags.js';
 
 export type DKIMStatus = 'pass' | 'fail' | 'neutral' | 'policy' | 'temperror' | 'permerror' | 'none';
 
@@ -45,8 +45,6 @@ export interface VerifyOptions {
 /** Signatures beyond this many are not verified: each costs a DNS lookup and a hash of the message. */
 export const MAX_SIGNATURES = 10;
 
-const DOMAIN = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
-const FIELD_NAME = /^[\x21-\x39\x3b-\x7e]+$/;
 
 interface Signature {
   index: number;
@@ -111,7 +109,7 @@ export async function verify(message: MessageInput, resolver: Resolver, opts: Ve
         p.result.authentic = k.authentic;
         try {
           if ('status' in k) throw new Refusal(k.status, k.reason);
-          p.result.testing = k.record.flags.includes('y') || undefined;
+          if (k.record.flags.includes('y')) p.result.testing = true;
           p.result.reason = checkSignature(p.sig, fields, k.record, bodies[i]!, minRSABits);
           p.result.status = 'pass';
         } catch (e) {

@@ -171,7 +171,11 @@ test('tag lists (RFC 6376 3.2)', () => {
     ['b', 'ab\r\n cd'],
   ]);
   assert.throws(() => parseTags('a=1; a=2'), TagError);
-  assert.throws(() => parseTags('a=1;; b=2'), TagError);
+  assert.deepEqual([...parseTags('a=1;; b=2;')], [
+    ['a', '1'],
+    ['b', '2'],
+  ]);
+  assert.equal(parseTags('').size, 0);
   assert.throws(() => parseTags('1a=1'), TagError);
   assert.throws(() => parseTags('a'), TagError);
   assert.throws(() => parseTags('a=\x01'), TagError);
