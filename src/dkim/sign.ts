@@ -76,11 +76,12 @@ export async function sign(message: MessageInput, options: SignOptions | SignOpt
     // RFC 5322 3.6: exactly one From, which every signature covers.
     const froms = fields.filter((f) => f.key === 'from').length;
     if (froms !== 1) throw new MessageError(`message has ${froms} From fields, need exactly 1`);
+    const canons = [...new Set(list.map((p) => p.bodyCanon))];
     const bodies = await hashBody(
       reader.body(),
-      list.map((p) => ({ canon: p.bodyCanon })),
+      canons.map((canon) => ({ canon })),
     );
-    return list.map((p, i) => signOne(p, fields, bodies[i]!.hash)).join('');
+    return list.map((p) => signOne(p, fields, bodies[canons.indexOf(p.bodyCanon)]!.hash)).join('');
   } finally {
     await reader.close();
   }
