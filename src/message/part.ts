@@ -30,7 +30,7 @@ export interface Part {
   body: number;
   /** Offset just past the body; a multipart child excludes the line break before the next delimiter (RFC 2046 5.1.1). */
   end: number;
-  /** Lines in the body: line breaks, plus one for a final unterminated line. */
+  /** Lines in the body: its line breaks (RFC 5322 2.1: a line ends with CRLF; bare LF counted too). */
   lines: number;
   /** Media type and subtype, lower-cased (RFC 2045 5.1: case-insensitive). */
   type: string;
@@ -110,6 +110,7 @@ export function parseMessage(buf: Buffer, opts: ParseOptions = {}): Part {
 class Parser {
   private bounds: Buffer[] = [];
   private count = 0;
+  private readonly isDelimiter = (pos: number) => this.delimiterAt(pos) !== null;
 
   constructor(
     private readonly buf: Buffer,
@@ -122,7 +123,6 @@ class Parser {
     const buf = this.buf;
     this.count++;
     const fields = new Map<string, [number, number]>();
-    let stopped = false;
     let body = scanHeader(
       buf,
       start,
@@ -130,19 +130,16 @@ class Parser {
       (ns, ne, vs, fe) => {
         if (ne - ns > 27 || ne - ns < 2) return;
         const name = buf.toString('latin1', ns, ne).toLowerCase();
-        if ((MIME_FIELDS.has(name) || (isMessage && name in ENVELOPE_FIELDS)) && !fields.has(name)) fields.set(name, [vs, fe]);
+        // MIME fields: the first occurrence counts. Envelope fields: the last, as DKIM signs
+        // the last instance of a repeated field (RFC 6376 5.4.2) and that is what gets verified.
+        if (MIME_FIELDS.has(name) ? !fields.has(name) : isMessage && name in ENVELOPE_FIELDS) fields.set(name, [vs, fe]);
       },
-      this.bounds.length ? (pos) => (stopped = this.delimiterAt(pos) !== null) : undefined,
+      this.bounds.length ? this.isDelimiter : undefined,
     );
     const value = (name: string) => {
       const r = fields.get(name);
       return r ? unfold(buf, r[0], r[1]) : undefined;
     };
-
-    if (stopped) {
-      // The header ran into a delimiter: its last line break belongs to the delimiter.
-      body = Math.max(start, body - eolBefore(buf, body));
-    }
 
     const part = { start, body, end: body, lines: 0 } as Part;
     setContentType(part, value('content-type'), inDigest);
@@ -182,13 +179,21 @@ class Parser {
     let stop: Delimiter | null;
     const canNest = depth < this.maxDepth && this.count < this.maxParts;
     const boundary = part.type === 'multipart' ? getBoundary(part.params) : undefined;
+    if (part.type === 'multipart' && !boundary) {
+      // RFC 2046 5.1.1 makes the boundary mandatory; without one the parts cannot be
+      // found, so the body is shown as text, the default of RFC 2045 5.2.
+      part.type = 'text';
+      part.subtype = 'plain';
+      part.params = [['charset', 'us-ascii']];
+    }
     if (boundary && canNest) {
       stop = this.multipart(part, boundary, depth);
     } else if (
       part.type === 'message' &&
       (part.subtype === 'rfc822' || part.subtype === 'global') &&
       canNest &&
-      isIdentityEncoding(part.encoding)
+      isIdentityEncoding(part.encoding) &&
+      !(this.bounds.length && this.delimiterAt(body))
     ) {
       // RFC 2046 5.2.1 / RFC 6532 3.7: the body is a complete message.
       const [inner, d] = this.entity(body, depth + 1, false, true);
@@ -197,7 +202,12 @@ class Parser {
       part.end = d ? Math.max(body, d.at - eolBefore(buf, d.at)) : buf.length;
     } else {
       stop = this.findDelimiter(body);
-      part.end = stop ? Math.max(body, stop.at - eolBefore(buf, stop.at)) : buf.length;
+      if (stop?.at === body) {
+        // Nothing between header and delimiter: the last line break belongs to the
+        // delimiter (RFC 2046 5.1.1), so the header ends before it and the body is empty.
+        part.body = Math.max(start, body - eolBefore(buf, body));
+      }
+      part.end = stop ? Math.max(part.body, stop.at - eolBefore(buf, stop.at)) : buf.length;
     }
     part.lines = countLines(buf, part.body, part.end);
     return [part, stop];
@@ -272,7 +282,7 @@ function eolBefore(buf: Buffer, pos: number): number {
 function countLines(buf: Buffer, start: number, end: number): number {
   let n = 0;
   for (let i = start; i < end; i++) if (buf[i] === LF) n++;
-  return end > start && buf[end - 1] !== LF ? n + 1 : n;
+  return n;
 }
 
 function isIdentityEncoding(cte: string | undefined): boolean {
