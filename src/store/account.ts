@@ -156,6 +156,7 @@ export class Account extends EventEmitter {
       part: this.db.prepare('SELECT part FROM message WHERE id = ?'),
     };
     this.modseq = (this.db.prepare("SELECT value FROM meta WHERE key = 'modseq'").pluck().get() as number | undefined) ?? 0;
+    this.removeUncommittedFiles();
     if (this.db.prepare('SELECT count(*) FROM mailbox').pluck().get() === 0) {
       this.db.transaction(() => {
         for (const [name, use] of defaultMailboxes) {
@@ -163,6 +164,24 @@ export class Account extends EventEmitter {
           this.db.prepare('INSERT OR IGNORE INTO subscription (name) VALUES (?)').run(name);
         }
       })();
+    }
+  }
+
+  /**
+   * A crash between linking a message file and committing its index entry leaves a file
+   * with an id the index never handed out; no reply was sent for it, so it is removed.
+   */
+  private removeUncommittedFiles(): void {
+    const last = (this.db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'message'").pluck().get() as number | undefined) ?? 0;
+    const msgDir = path.join(this.dir, 'msg');
+    for (const g of fs.readdirSync(msgDir)) {
+      if (!/^\d+$/.test(g) || (Number(g) + 1) * msgsPerDir <= last) continue;
+      for (const f of fs.readdirSync(path.join(msgDir, g))) {
+        if (/^\d+$/.test(f) && Number(f) > last) {
+          this.log.info('removing message file of uncommitted delivery', { file: f });
+          fs.rmSync(path.join(msgDir, g, f), { force: true });
+        }
+      }
     }
   }
 

@@ -1,0 +1,204 @@
+// Starts Postern as a separate process for tests: localserve or serve, on free loopback
+// ports, in a temporary directory. The process is the real command line program.
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { initLocalserve, localserveConfigFile } from '../../src/server/localserve.js';
+import { selfSigned } from '../../src/tls/selfsigned.js';
+import { deriveCredentials } from '../../src/sasl/credentials.js';
+import { Store } from '../../src/store/store.js';
+
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const mainTS = path.join(root, 'src/cli/main.ts');
+
+export async function freePorts(n: number): Promise<number[]> {
+  const servers: net.Server[] = [];
+  const ports: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const s = net.createServer();
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    servers.push(s);
+    ports.push((s.address() as net.AddressInfo).port);
+  }
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
+export function tempDir(prefix = 'postern-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export interface Ports {
+  smtp: number;
+  submission: number;
+  submissions: number;
+  imap: number;
+  imaps: number;
+}
+
+/** Runs the postern command line (from source) and returns its output. */
+export function postern(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(process.execPath, ['--import', 'tsx', mainTS, ...args], { cwd: root, env: { ...process.env, ...opts.env }, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+    child.stdin!.end(opts.input ?? '');
+  });
+}
+
+export class TestServer {
+  proc?: ChildProcess;
+  output = '';
+
+  constructor(
+    readonly dir: string,
+    readonly configFile: string,
+    readonly ports: Ports,
+    readonly certPEM: string,
+    private readonly args: string[],
+  ) {}
+
+  get dataDir(): string {
+    return path.join(this.dir, 'data');
+  }
+
+  async start(): Promise<void> {
+    this.output = '';
+    const proc = spawn(process.execPath, ['--import', 'tsx', mainTS, ...this.args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = proc;
+    await new Promise<void>((resolve, reject) => {
+      const onData = (d: Buffer) => {
+        this.output += d.toString();
+        if (this.output.includes('"postern started"')) resolve();
+      };
+      proc.stdout!.on('data', onData);
+      proc.stderr!.on('data', (d: Buffer) => (this.output += d.toString()));
+      proc.once('exit', (code) => reject(new Error(`server exited with ${code} before starting:\n${this.output}`)));
+      setTimeout(() => reject(new Error(`server did not start:\n${this.output}`)), 30_000).unref();
+    });
+  }
+
+  /** Stops with SIGTERM and waits for the exit. */
+  async stop(): Promise<number | null> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null) return p?.exitCode ?? null;
+    const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
+    p.kill('SIGTERM');
+    return exited;
+  }
+
+  /** Kills without any chance to clean up. */
+  async kill9(): Promise<void> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise((r) => p.once('exit', r));
+    p.kill('SIGKILL');
+    await exited;
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.start();
+  }
+
+  /** Runs a postern command against this server's config. */
+  cli(args: string[], input?: string) {
+    return postern(['--config', this.configFile, ...args], { input });
+  }
+}
+
+async function setPorts(configFile: string, ports: Ports): Promise<void> {
+  let text = fs.readFileSync(configFile, 'utf8');
+  const map: [string, number][] = [
+    ['SMTP', ports.smtp],
+    ['Submission', ports.submission],
+    ['Submissions', ports.submissions],
+    ['IMAP', ports.imap],
+    ['IMAPS', ports.imaps],
+  ];
+  for (const [svc, port] of map) text = text.replace(new RegExp(`(\\n    ${svc}:\\n      Enabled: true\\n      Port: )\\d+`), `$1${port}`);
+  fs.writeFileSync(configFile, text);
+}
+
+async function allocPorts(): Promise<Ports> {
+  const [smtp, submission, submissions, imap, imaps] = await freePorts(5);
+  return { smtp: smtp!, submission: submission!, submissions: submissions!, imap: imap!, imaps: imaps! };
+}
+
+/** A localserve instance on free ports on 127.0.0.1. */
+export async function startLocalserve(): Promise<TestServer> {
+  const dir = tempDir();
+  await initLocalserve(dir, ['127.0.0.1']);
+  const ports = await allocPorts();
+  const configFile = localserveConfigFile(dir);
+  await setPorts(configFile, ports);
+  const s = new TestServer(dir, configFile, ports, fs.readFileSync(path.join(dir, 'config', 'localhost.crt'), 'utf8'), ['localserve', '--dir', dir]);
+  await s.start();
+  return s;
+}
+
+/**
+ * A regular server ("serve") for domain example.test with account "jane" (jane@example.test,
+ * password "secret-pass"), TLS with a self-signed certificate for localhost.
+ */
+export async function startServe(): Promise<TestServer> {
+  const dir = tempDir();
+  const ports = await allocPorts();
+  const cdir = path.join(dir, 'config');
+  fs.mkdirSync(cdir);
+  const { keyPEM, certPEM } = selfSigned(['localhost', 'mail.example.test'], ['127.0.0.1']);
+  fs.writeFileSync(path.join(cdir, 'tls.key'), keyPEM);
+  fs.writeFileSync(path.join(cdir, 'tls.crt'), certPEM);
+  const svc = (name: string, port: number) => `    ${name}:\n      Enabled: true\n      Port: ${port}\n`;
+  fs.writeFileSync(
+    path.join(cdir, 'postern.conf'),
+    `Hostname: mail.example.test
+DataDir: ../data
+Postmaster:
+  Account: jane
+Listeners:
+  test:
+    IPs: ["127.0.0.1"]
+    TLS:
+      KeyCerts:
+        - CertFile: tls.crt
+          KeyFile: tls.key
+${svc('SMTP', ports.smtp)}${svc('Submission', ports.submission)}${svc('Submissions', ports.submissions)}${svc('IMAP', ports.imap)}${svc('IMAPS', ports.imaps)}`,
+  );
+  fs.writeFileSync(
+    path.join(cdir, 'domains.conf'),
+    `# Test domains.
+Domains:
+  example.test:
+    LocalpartCatchallSeparator: "+"
+Accounts:
+  jane:
+    Domain: example.test
+    Destinations:
+      jane@example.test: {}
+      jane.archive@example.test:
+        Mailbox: Archive
+`,
+  );
+  const store = new Store(path.join(dir, 'data'));
+  store.account('jane').setCredentials(await deriveCredentials('secret-pass'));
+  store.close();
+  const configFile = path.join(cdir, 'postern.conf');
+  const s = new TestServer(dir, configFile, ports, certPEM, ['--config', configFile, 'serve']);
+  await s.start();
+  return s;
+}
+
+/** Runs a Python 3 script with the given environment and returns its stdout. */
+export function python(script: string, env: Record<string, string | number> = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile('python3', ['-c', script], { env: { ...process.env, ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])) }, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`python failed: ${err.message}\n${stderr}`));
+      else resolve(stdout);
+    });
+    child.stdin!.end();
+  });
+}
