@@ -123,9 +123,9 @@ function bodyString(p: Part, ext: boolean, o: RenderOptions): string {
     // An encapsulated message that was not parsed (encoded, or past a nesting limit) still needs
     // an envelope and a body in this form: empty ones.
     const inner = p.message ? bodyString(p.message, ext, o) : bodyString(EMPTY_PART, ext, o);
-    s += ` ${envelopeString(p.message?.envelope, o)} (${inner}) ${p.lines}`;
+    s += ` ${envelopeString(p.message?.envelope, o)} (${inner}) ${p.lines ?? 0}`;
   } else if (p.type === 'text') {
-    s += ` ${p.lines}`;
+    s += ` ${p.lines ?? 0}`;
   }
   if (ext) s += ` ${str(p.md5, o)} ${disposition(p, o)} ${language(p, o)} ${str(p.location, o)}`;
   return s;

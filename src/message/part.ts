@@ -6,7 +6,7 @@
 // header values (header byte strings, see header.ts): it is stored at
 // delivery and answers FETCH, SEARCH and display without reparsing.
 
-import { parseAddressList, type AddressItem } from './address.js';
+import { isGroup, parseAddressList, type AddressItem } from './address.js';
 import { scanHeader, unfold } from './header.js';
 import { parseMimeValue, type Params } from './params.js';
 
@@ -30,8 +30,11 @@ export interface Part {
   body: number;
   /** Offset just past the body; a multipart child excludes the line break before the next delimiter (RFC 2046 5.1.1). */
   end: number;
-  /** Lines in the body: its line breaks (RFC 5322 2.1: a line ends with CRLF; bare LF counted too). */
-  lines: number;
+  /**
+   * Lines in the body: its line breaks (RFC 5322 2.1: a line ends with CRLF;
+   * bare LF counted too). Absent on a parsed multipart, where IMAP has no use for it.
+   */
+  lines?: number;
   /** Media type and subtype, lower-cased (RFC 2045 5.1: case-insensitive). */
   type: string;
   subtype: string;
@@ -67,6 +70,7 @@ const DASH = 45;
 const NL_DASHES = Buffer.from('\n--', 'latin1');
 // RFC 2046 5.1.1 allows 70; longer ones are still accepted up to a line.
 const MAX_BOUNDARY = 998;
+const MAX_ADDRESSES = 1000;
 
 const ENVELOPE_FIELDS: Record<string, keyof Envelope> = {
   date: 'date',
@@ -141,7 +145,7 @@ class Parser {
       return r ? unfold(buf, r[0], r[1]) : undefined;
     };
 
-    const part = { start, body, end: body, lines: 0 } as Part;
+    const part = { start, body, end: body } as Part;
     setContentType(part, value('content-type'), inDigest);
     const cte = value('content-transfer-encoding');
     if (cte !== undefined) {
@@ -209,8 +213,22 @@ class Parser {
       }
       part.end = stop ? Math.max(part.body, stop.at - eolBefore(buf, stop.at)) : buf.length;
     }
-    part.lines = countLines(buf, part.body, part.end);
+    if (!part.parts) part.lines = this.lines(part);
     return [part, stop];
+  }
+
+  /** Lines of a body, reusing the counts of nested parts so that each byte is counted once. */
+  private lines(p: Part): number {
+    if (p.lines !== undefined) return p.lines;
+    const inner = p.message ? [p.message] : p.parts;
+    if (!inner) return countLines(this.buf, p.body, p.end);
+    let n = 0;
+    let pos = p.body;
+    for (const c of inner) {
+      n += countLines(this.buf, pos, c.body) + this.lines(c);
+      pos = c.end;
+    }
+    return n + countLines(this.buf, pos, p.end);
   }
 
   private multipart(part: Part, boundary: string, depth: number): Delimiter | null {
@@ -257,12 +275,13 @@ class Parser {
     if (buf[pos] !== DASH || buf[pos + 1] !== DASH) return null;
     let level = -1;
     let len = 0;
-    this.bounds.forEach((b, i) => {
-      if (b.length > len && pos + b.length <= buf.length && buf.compare(b, 0, b.length, pos, pos + b.length) === 0) {
+    for (let i = 0; i < this.bounds.length; i++) {
+      const b = this.bounds[i]!;
+      if (b.length > len && buf[pos + 2] === b[2] && pos + b.length <= buf.length && buf.compare(b, 0, b.length, pos, pos + b.length) === 0) {
         level = i;
         len = b.length;
       }
-    });
+    }
     if (level < 0) return null;
     const nl = buf.indexOf(LF, pos + len);
     return {
@@ -328,13 +347,31 @@ function envelope(fields: Map<string, [number, number]>, value: (name: string) =
     if (!fields.has(name)) continue;
     const v = value(name)!;
     if (ADDRESS_FIELDS.has(key)) {
-      const list = parseAddressList(v);
+      const list = capAddresses(parseAddressList(v));
       if (list.length) (env as Record<string, AddressItem[]>)[key] = list;
     } else {
       (env as Record<string, string>)[key] = v;
     }
   }
   return env;
+}
+
+/** Keep at most MAX_ADDRESSES mailboxes of a field, so hostile headers cannot bloat the stored tree. */
+function capAddresses(list: AddressItem[]): AddressItem[] {
+  let left = MAX_ADDRESSES;
+  const out: AddressItem[] = [];
+  for (const item of list) {
+    if (left <= 0) break;
+    if (isGroup(item)) {
+      const members = item.members.slice(0, left);
+      left -= Math.max(1, members.length);
+      out.push(members.length === item.members.length ? item : { group: item.group, members });
+    } else {
+      left--;
+      out.push(item);
+    }
+  }
+  return out;
 }
 
 /** Depth-first list of all parts, encapsulated messages included. */
