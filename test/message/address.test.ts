@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { displayMailbox, parseAddressList } from '../../src/message/address.js';
+import { displayMailbox, parseAddressList, type Mailbox } from '../../src/message/address.js';
 import { textToBytes } from '../../src/message/header.js';
 
 test('RFC 5322 A.1.2: display names, quoted strings, angle addresses', () => {
@@ -54,13 +54,13 @@ test('RFC 5322 4.4: obsolete routes, spaced local parts and domain literals', ()
 });
 
 test('keeps encoded-words raw and decodes them for display', () => {
-  const [m] = parseAddressList('=?UTF-8?B?SsO2cmcgTcO8bGxlcg==?= <joerg@example.de>');
+  const m = parseAddressList('=?UTF-8?B?SsO2cmcgTcO8bGxlcg==?= <joerg@example.de>')[0] as Mailbox;
   assert.deepEqual(m, { name: '=?UTF-8?B?SsO2cmcgTcO8bGxlcg==?=', mailbox: 'joerg', host: 'example.de' });
   assert.deepEqual(displayMailbox(m!), { name: 'Jörg Müller', address: 'joerg@example.de' });
 });
 
 test('RFC 6532: UTF-8 names and addresses in a header byte string', () => {
-  const [m] = parseAddressList(textToBytes('Jörg <jörg@bücher.example>'));
+  const m = parseAddressList(textToBytes('Jörg <jörg@bücher.example>'))[0] as Mailbox;
   assert.deepEqual(Buffer.from(m!.mailbox!, 'latin1').toString('utf8'), 'jörg');
   assert.deepEqual(displayMailbox(m!), { name: 'Jörg', address: 'jörg@bücher.example' });
 });
@@ -79,5 +79,5 @@ test('survives garbage without throwing', () => {
   assert.deepEqual(parseAddressList('(((((unclosed comment a@b.test'), []);
   const many = parseAddressList('a@b.test, '.repeat(50_000) + '"' + '\\'.repeat(100_000));
   assert.equal(many.length, 50_001);
-  assert.equal(many[50_000]!.mailbox!.length, 50_000);
+  assert.equal((many[50_000] as Mailbox).mailbox!.length, 50_000);
 });
