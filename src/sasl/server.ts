@@ -119,7 +119,8 @@ async function* plain<A>(options: ServerOptions<A>, initial: Buffer | undefined)
   return checkPassword(options, authcid, passwd, authzid);
 }
 
-// draft-murchison-sasl-login: prompts "Username:" and "Password:"; an initial response is the username.
+// draft-murchison-sasl-login: prompts "Username:" and "Password:"; a non-empty initial response
+// is the username.
 async function* login<A>(options: ServerOptions<A>, initial: Buffer | undefined): Exchange<A> {
   const user = initial !== undefined && initial.length > 0 ? initial : yield Buffer.from('Username:');
   const pass = yield Buffer.from('Password:');
@@ -175,14 +176,17 @@ function scram<A>(hash: ScramHash, plus: boolean): Flow<A> {
     let binding: Buffer = Buffer.alloc(0);
     const flag = gs2[1]![0];
     if (plus !== (flag === 'p')) {
-      return malformed(plus ? 'channel binding required by -PLUS mechanism' : 'channel binding requested without -PLUS mechanism', scramError('other-error'));
+      const message = plus ? 'channel binding required by -PLUS mechanism' : 'channel binding requested without -PLUS mechanism';
+      return malformed(message, scramError('other-error'));
     }
     if (flag === 'y' && (await offersChannelBinding(options))) {
       return badCredentials('client signalled a channel binding downgrade', scramError('server-does-support-channel-binding'));
     }
     if (flag === 'p') {
       const type = gs2[2]! as ChannelBindingType;
-      if (!CHANNEL_BINDING_TYPES.includes(type)) return malformed(`unsupported channel binding type ${gs2[2]}`, scramError('unsupported-channel-binding-type'));
+      if (!CHANNEL_BINDING_TYPES.includes(type)) {
+        return malformed(`unsupported channel binding type ${type}`, scramError('unsupported-channel-binding-type'));
+      }
       const data = await options.channelBinding?.(type);
       if (data === undefined) return malformed(`channel binding ${type} not available`, scramError('channel-binding-not-supported'));
       binding = data;
@@ -202,11 +206,15 @@ function scram<A>(hash: ScramHash, plus: boolean): Flow<A> {
 
     const found = await options.lookup(username);
     const stored = found?.credentials[hash === 'sha1' ? 'scramSHA1' : 'scramSHA256'];
-    const salt = stored ? Buffer.from(stored.salt, 'base64') : createHmac('sha256', unknownUserSecret).update(`${hash} ${username}`).digest().subarray(0, 16);
+    const salt = stored
+      ? Buffer.from(stored.salt, 'base64')
+      : createHmac('sha256', unknownUserSecret).update(`${hash} ${username}`).digest().subarray(0, 16);
     const iterations = stored?.iterations ?? MIN_ITERATIONS;
     const storedKey = stored ? Buffer.from(stored.storedKey, 'base64') : randomBytes(HASH_SIZE[hash]);
     const serverKey = stored ? Buffer.from(stored.serverKey, 'base64') : randomBytes(HASH_SIZE[hash]);
-    if (storedKey.length !== HASH_SIZE[hash] || serverKey.length !== HASH_SIZE[hash]) throw new Error(`stored SCRAM keys for ${username} are corrupt`);
+    if (storedKey.length !== HASH_SIZE[hash] || serverKey.length !== HASH_SIZE[hash]) {
+      throw new Error(`stored SCRAM keys for ${username} are corrupt`);
+    }
 
     const nonce = clientNonce + randomBytes(18).toString('base64');
     const serverFirst = `r=${nonce},s=${salt.toString('base64')},i=${iterations}`;

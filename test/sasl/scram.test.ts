@@ -109,7 +109,7 @@ for (const mechanism of ['SCRAM-SHA-1', 'SCRAM-SHA-256']) {
 }
 
 test('SCRAM with a wrong password or unknown user fails as bad credentials', async () => {
-  for (const [username, password] of [[USERNAME, 'wrong'], ['nobody@example.org', PASSWORD]]) {
+  for (const [username, password] of [[USERNAME, 'wrong'], ['nobody@example.org', PASSWORD]] as const) {
     const server = serverMechanism('SCRAM-SHA-256', await accountOptions())!;
     const r = await exchange(server, clientMechanism('SCRAM-SHA-256', { username, password }));
     assert.equal(r.type === 'failure' && r.reason, 'bad-credentials');
@@ -183,7 +183,7 @@ test('SCRAM server rejects malformed client messages', async () => {
     assert.equal(r.type === 'failure' && r.data?.toString(), error, message.toString());
   }
 
-  const finals: [(nonce: string, proof: string) => string, string][] = [
+  const finals: ((nonce: string, proof: string) => string)[] = [
     (n, p) => `c=biws,r=${n}x,p=${p}`,
     (n) => `c=biws,r=${n}`,
     (n) => `c=biws,r=${n},p=not!base64`,
