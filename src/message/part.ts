@@ -58,9 +58,9 @@ export interface Part {
 }
 
 export interface ParseOptions {
-  /** Multipart and message nesting beyond this depth is left unparsed (opaque). */
+  /** Multipart and message nesting beyond this depth (default 32, at most 1000) is left unparsed (opaque). */
   maxDepth?: number;
-  /** Total parts; beyond it, multiparts get no further children. */
+  /** Total parts (default 10000); beyond it, multiparts get no further children. */
   maxParts?: number;
 }
 
@@ -108,7 +108,8 @@ interface Delimiter {
 
 /** Parse a message into its MIME tree. Never throws on malformed input. */
 export function parseMessage(buf: Buffer, opts: ParseOptions = {}): Part {
-  return new Parser(buf, opts.maxDepth ?? 32, opts.maxParts ?? 10000).entity(0, 0, false, true)[0];
+  // The parser recurses once per level, so the depth also bounds the stack.
+  return new Parser(buf, Math.min(opts.maxDepth ?? 32, 1000), opts.maxParts ?? 10000).entity(0, 0, false, true)[0];
 }
 
 class Parser {
