@@ -47,7 +47,17 @@ export function parseMimeValue(s: string): MimeValue {
   };
 
   skipCfws();
-  const value = readToken(';(');
+  let value = readToken(';(');
+  for (;;) {
+    // RFC 2045 5.1 uses RFC 822 lexical rules: white space and comments may surround "/".
+    const save = i;
+    skipCfws();
+    if (i < n && s[i] !== ';' && (s[i] === '/' || value.endsWith('/'))) value += readToken(';(');
+    else {
+      i = save;
+      break;
+    }
+  }
   const raw: Params = [];
   while (i < n) {
     skipCfws();

@@ -20,6 +20,7 @@ test('RFC 2045 5.1: tokens, quoted strings and comments', () => {
   });
   assert.deepEqual(parseMimeValue('text/plain; name="a \\"b\\" \\\\ c"').params, [['name', 'a "b" \\ c']]);
   assert.deepEqual(parseMimeValue('text/plain; charset=(comment)us-ascii').params, [['charset', 'us-ascii']]);
+  assert.deepEqual(parseMimeValue('text (t) / (s) plain ;a=b'), { value: 'text/plain', params: [['a', 'b']] });
 });
 
 test('RFC 2231 3: continuations', () => {
