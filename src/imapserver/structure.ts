@@ -7,7 +7,7 @@
 // cannot be quoted are sent as literals, whose counts are in bytes.
 
 import { isUtf8 } from 'node:buffer';
-import { isGroup, type AddressItem } from '../message/address.js';
+import { isGroup, type AddressItem, type Mailbox } from '../message/address.js';
 import { parseHeader } from '../message/header.js';
 import type { Envelope, Part } from '../message/part.js';
 import type { Params } from '../message/params.js';
@@ -15,8 +15,9 @@ import type { Params } from '../message/params.js';
 export interface RenderOptions {
   /**
    * The client enabled UTF8=ACCEPT or IMAP4rev2 (RFC 6855 3, RFC 9051):
-   * valid UTF-8 may then be sent in quoted strings, and RFC 2231 parameter
-   * values are sent decoded.
+   * valid UTF-8 may then be sent in quoted strings, RFC 2231 parameter
+   * values are sent decoded, and message/global is shown as an
+   * encapsulated message.
    */
   utf8?: boolean;
 }
@@ -58,7 +59,7 @@ function params(list: Params | undefined, o: RenderOptions): string {
 function addresses(list: AddressItem[] | undefined, o: RenderOptions): string {
   if (!list?.length) return 'NIL';
   let s = '(';
-  const mailbox = (m: { name?: string; adl?: string; mailbox?: string; host?: string }) => {
+  const mailbox = (m: Mailbox) => {
     // A NIL host marks group syntax (RFC 9051 7.5.2), so a plain address missing parts gets "".
     s += `(${str(m.name, o)} ${str(m.adl, o)} ${str(m.mailbox ?? '', o)} ${str(m.host ?? '', o)})`;
   };
@@ -101,7 +102,7 @@ function language(p: Part, o: RenderOptions): string {
   return p.language ? '(' + p.language.map((l) => str(l, o)).join(' ') + ')' : 'NIL';
 }
 
-// RFC 9051 7.5.2 body-type-mpart needs at least one body; Dovecot and others send this for an empty multipart.
+// RFC 9051 7.5.2 body-type-mpart needs at least one body: an empty multipart gets an empty text part.
 const EMPTY_PART: Part = { start: 0, body: 0, end: 0, lines: 0, type: 'text', subtype: 'plain', params: [['charset', 'us-ascii']] };
 
 function bodyString(p: Part, ext: boolean, o: RenderOptions): string {
