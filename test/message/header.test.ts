@@ -78,6 +78,12 @@ test('decodes byte strings to text', () => {
   assert.equal(decodeHeaderText(textToBytes('Grüße =?utf-8?B?4oKs?=')), 'Grüße €');
 });
 
+test('broken encoded-words decode as far as they can, never as markup (RFC 2047)', () => {
+  assert.equal(decodeHeaderText('=?utf-8?Q?unterminated word and =?utf-8?B?w6k=?==?utf-8?X?bad?='), '=?utf-8?Q?unterminated word and é=?utf-8?X?bad?=');
+  assert.equal(decodeHeaderText('=?x-unknown?Q?Mystery?='), 'Mystery');
+  assert.equal(decodeHeaderText('=?utf-7?Q?+ADw-script+AD4-?='), '+ADw-script+AD4-');
+});
+
 test('large headers are split in linear time', () => {
   const big = Buffer.from('X-A: v\r\n'.repeat(200_000) + 'Subject: ' + ' '.repeat(1_000_000) + 'x\r\n\r\n');
   const t = performance.now();
