@@ -2,6 +2,9 @@
 import { Parser, formatDateTime, astringOut } from './parse.js';
 import { flagList } from '../store/flags.js';
 import type { MessageRow } from '../store/account.js';
+import type { Part } from '../message/part.js';
+import { decodedBody } from '../message/decode.js';
+import { renderEnvelope, renderBody, renderBodyStructure, sectionBytes, findPart, type Section as StructSection } from './structure.js';
 
 export interface Section {
   /** Part numbers, e.g. [1, 2] for "1.2"; empty for the whole message. */
@@ -140,6 +143,8 @@ export interface Fetched {
   row: MessageRow;
   seq: number;
   msg?: Buffer;
+  /** Parsed structure of msg, loaded when needed. */
+  part?: Part;
 }
 
 export function literalOut(b: Buffer): Buffer {
@@ -151,13 +156,29 @@ function partial(data: Buffer, p: FetchAtt['partial']): Buffer {
   return data.subarray(Math.min(p.start, data.length), p.length === undefined ? undefined : Math.min(data.length, p.start + p.length));
 }
 
+/** A FETCH that cannot be answered for a message, e.g. a part that does not exist. */
+export class FetchError extends Error {
+  constructor(
+    message: string,
+    readonly code?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Whether an attribute needs the parsed structure. */
+export function needsPart(atts: FetchAtt[]): boolean {
+  return atts.some((a) => a.name === 'ENVELOPE' || a.name === 'BODY' || a.name === 'BODYSTRUCTURE' || (a.section && (a.section.part.length > 0 || a.section.fields)));
+}
+
 /** Builds the data of a FETCH response for one message, without "* n FETCH (" and ")". */
-export function fetchItems(f: Fetched, atts: FetchAtt[], opts: { utf8: boolean; uid: boolean; condstore: boolean; structure?: StructureRenderer }): Buffer[] {
+export function fetchItems(f: Fetched, atts: FetchAtt[], opts: { utf8: boolean; uid: boolean; condstore: boolean }): Buffer[] {
   const out: Buffer[] = [];
   const item = (s: string) => out.push(Buffer.from((out.length ? ' ' : '') + s));
   const seen = new Set<string>();
   const want = (k: string) => !seen.has(k) && (seen.add(k), true);
   const r = f.row;
+  const ro = { utf8: opts.utf8 };
   if (opts.uid && want('UID')) item(`UID ${r.uid}`);
   for (const a of atts) {
     switch (a.name) {
@@ -177,13 +198,17 @@ export function fetchItems(f: Fetched, atts: FetchAtt[], opts: { utf8: boolean; 
         if (want('MODSEQ')) item(`MODSEQ (${r.modseq})`);
         break;
       case 'ENVELOPE':
-      case 'BODYSTRUCTURE':
-      case 'BODY': {
-        if (!opts.structure) throw new Error(`${a.name} not available`);
-        item(a.name + ' ');
-        out.push(opts.structure(f, a.name, opts.utf8));
+        item('ENVELOPE ');
+        out.push(renderEnvelope(f.part!.envelope, ro));
         break;
-      }
+      case 'BODYSTRUCTURE':
+        item('BODYSTRUCTURE ');
+        out.push(renderBodyStructure(f.part!, ro));
+        break;
+      case 'BODY':
+        item('BODY ');
+        out.push(renderBody(f.part!, ro));
+        break;
       case 'RFC822':
         item('RFC822 ');
         out.push(literalOut(f.msg!));
@@ -197,38 +222,55 @@ export function fetchItems(f: Fetched, atts: FetchAtt[], opts: { utf8: boolean; 
         out.push(literalOut(f.msg!.subarray(headerEnd(f.msg!))));
         break;
       case 'BODY[]': {
-        const data = sectionData(f, a);
-        const origin = a.partial ? `<${a.partial.start}>` : '';
-        item(`BODY[${sectionName(a)}]${origin} `);
+        const data = sectionData(f, a.section!);
+        item(`BODY[${sectionName(a)}]${a.partial ? `<${a.partial.start}>` : ''} `);
         out.push(literalOut(partial(data, a.partial)));
         break;
       }
-      default:
-        throw new Error(`${a.name} not available`);
+      case 'BINARY[]': {
+        const data = binaryData(f, a.section!);
+        item(`BINARY[${sectionName(a)}]${a.partial ? `<${a.partial.start}>` : ''} `);
+        // RFC 3516 4.2: binary content goes in a literal8.
+        const d = partial(data, a.partial);
+        out.push(Buffer.concat([Buffer.from(d.includes(0) ? '~' : ''), literalOut(d)]));
+        break;
+      }
+      case 'BINARY.SIZE':
+        item(`BINARY.SIZE[${sectionName(a)}] ${binaryData(f, a.section!).length}`);
+        break;
     }
   }
   if (opts.condstore && want('MODSEQ')) item(`MODSEQ (${r.modseq})`);
   return out;
 }
 
-export type StructureRenderer = (f: Fetched, what: 'ENVELOPE' | 'BODYSTRUCTURE' | 'BODY', utf8: boolean) => Buffer;
+function toSection(s: Section): StructSection {
+  const out: StructSection = { part: s.part };
+  if (s.text) out.text = s.text;
+  if (s.fields) out.fields = s.fields;
+  return out;
+}
 
-/** Bytes of a body section of the whole message; part numbers need the stored structure. */
-export function sectionData(f: Fetched, a: FetchAtt): Buffer {
+/** Bytes of a body section (RFC 9051 6.4.5); a missing part yields empty data. */
+export function sectionData(f: Fetched, s: Section): Buffer {
   const msg = f.msg!;
-  const s = a.section!;
-  if (s.part.length > 0) throw new Error('part sections not available');
-  const he = headerEnd(msg);
-  switch (s.text) {
-    case '':
-      return msg;
-    case 'HEADER':
-      return msg.subarray(0, he);
-    case 'TEXT':
-      return msg.subarray(he);
-    default:
-      throw new Error(`${s.text} not available`);
+  if (s.part.length === 0 && !s.fields) {
+    if (s.text === '') return msg;
+    const he = headerEnd(msg);
+    return s.text === 'HEADER' ? msg.subarray(0, he) : msg.subarray(he);
   }
+  return sectionBytes(msg, f.part!, toSection(s)) ?? Buffer.alloc(0);
+}
+
+/** Decoded content of a part for BINARY (RFC 3516 4.1). */
+function binaryData(f: Fetched, s: Section): Buffer {
+  if (s.part.length === 0) return f.msg!;
+  const p = findPart(f.part!, s.part);
+  if (!p) throw new FetchError('no such part', 'NONEXISTENT');
+  if (p.parts || p.message) throw new FetchError('BINARY on a multipart or message part', 'UNKNOWN-CTE');
+  const enc = p.encoding ?? '7bit';
+  if (!['7bit', '8bit', 'binary', 'base64', 'quoted-printable'].includes(enc)) throw new FetchError(`unknown transfer encoding ${enc}`, 'UNKNOWN-CTE');
+  return decodedBody(f.msg!, p);
 }
 
 export { astringOut };

@@ -4,7 +4,8 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { Conn, ConnClosed, ReadTimeout } from '../proto/conn.js';
 import { Parser, ParseError, astringOut, type SeqSet } from './parse.js';
-import { parseFetchAtts, fetchItems, needsContent, setsSeen, type Fetched } from './fetch.js';
+import { parseFetchAtts, fetchItems, needsContent, needsPart, setsSeen, FetchError, type Fetched } from './fetch.js';
+import { parseMessage } from '../message/part.js';
 import { encodeUTF7, decodeUTF7, UTF7Error } from './utf7.js';
 import { isLoopback, newCid, ShuttingDown, type App } from '../server/app.js';
 import type { CertStore } from '../tls/certs.js';
@@ -641,7 +642,8 @@ export class Session {
     p.end();
     const sel = this.selected!;
     const uids = this.resolve(set, uid);
-    const content = needsContent(atts);
+    const withPart = needsPart(atts);
+    const content = needsContent(atts) || withPart;
     const markSeen = setsSeen(atts) && !sel.readOnly;
     const acc = this.account!;
     for (const u of uids) {
@@ -650,13 +652,20 @@ export class Session {
       const seq = this.seqOf(u);
       const f: Fetched = { row, seq };
       if (content) f.msg = await acc.readMessage(row);
+      if (withPart) f.part = acc.part(row) ?? parseMessage(f.msg!);
       let flagsChanged = false;
       if (markSeen && !(row.flags & Flag.Seen)) {
         row = acc.storeFlags(sel.mailbox.id, [u], '+', ['\\Seen'], this)[0] ?? row;
         f.row = row;
         flagsChanged = true;
       }
-      const items = fetchItems(f, atts, { utf8: this.utf8, uid, condstore: false });
+      let items: Buffer[];
+      try {
+        items = fetchItems(f, atts, { utf8: this.utf8, uid, condstore: false });
+      } catch (e) {
+        if (e instanceof FetchError) throw new No(e.message, e.code);
+        throw e;
+      }
       if (flagsChanged && !atts.some((a) => a.name === 'FLAGS')) items.push(Buffer.from(` FLAGS (${flagList(row.flags, row.keywords).join(' ')})`));
       this.conn.write(Buffer.concat([Buffer.from(`* ${seq} FETCH (`), ...items, Buffer.from(')\r\n')]));
       if (content) await this.conn.drain();

@@ -1,5 +1,6 @@
 // One SMTP connection: the command state machine of RFC 5321 with ESMTP extensions, for
 // incoming mail (port 25) and message submission (RFC 6409, ports 587 and 465).
+import fsp from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { Conn, ConnClosed, ReadTimeout } from '../proto/conn.js';
@@ -11,6 +12,7 @@ import { isLoopback, newCid, ShuttingDown, type App } from '../server/app.js';
 import type { CertStore } from '../tls/certs.js';
 import type { AuthConn } from '../server/auth.js';
 import type { MsgFile } from '../store/tempfile.js';
+import { parseMessage } from '../message/part.js';
 import { Log } from '../log/log.js';
 
 export type Kind = 'smtp' | 'submission' | 'submissions';
@@ -426,6 +428,7 @@ export class Session {
     // RFC 3848 and RFC 6531 3.7.4 protocol names.
     const withProto = !this.ehlo ? 'SMTP' : `${this.mailUTF8 ? 'UTF8SMTP' : 'ESMTP'}${this.tls ? 'S' : ''}${this.account ? 'A' : ''}`;
     const cipher = this.tls?.getCipher();
+    const part = parseMessage(await fsp.readFile(file.path));
     // One delivery per account and mailbox, even if several addresses lead there.
     const targets = new Map<string, Recipient[]>();
     for (const r of this.rcpts) {
@@ -447,7 +450,7 @@ export class Session {
           tlsVersion: this.tls?.getProtocol() ?? undefined,
           date: new Date(this.app.clock.now()),
         });
-        return this.app.store.account(first.account).deliver(file, { mailbox: first.mailbox, prefix: Buffer.from(received), received: this.app.clock.now() });
+        return this.app.store.account(first.account).deliver(file, { mailbox: first.mailbox, prefix: Buffer.from(received), received: this.app.clock.now(), part });
       }),
     );
     this.log.info('delivered', {

@@ -8,9 +8,22 @@ import Database from 'better-sqlite3';
 import { migrate } from './schema.js';
 import { fsyncDir, type MsgFile } from './tempfile.js';
 import { parseFlags } from './flags.js';
+import type { Part } from '../message/part.js';
 import { Log } from '../log/log.js';
 
 export const msgsPerDir = 8192;
+
+/**
+ * Structure of prefix + message from the structure of the message: the prefix is whole
+ * header lines, so it only moves offsets, except where the top-level header starts.
+ */
+export function shiftPart(p: Part, n: number, top = true): Part {
+  if (n === 0) return p;
+  const q: Part = { ...p, start: top ? 0 : p.start + n, body: p.body + n, end: p.end + n };
+  if (p.message) q.message = shiftPart(p.message, n, false);
+  if (p.parts) q.parts = p.parts.map((c) => shiftPart(c, n, false));
+  return q;
+}
 
 export interface MailboxRow {
   id: number;
@@ -51,8 +64,8 @@ export interface DeliverOptions {
   keywords?: string[];
   /** Internal date, ms since epoch. */
   received?: number;
-  /** Parsed structure as JSON, of prefix plus file. */
-  part?: string;
+  /** Parsed structure of the message file (without prefix); offsets are shifted past the prefix when stored. */
+  part?: Part;
   /** Sent with the change event, so the session that caused it can skip it. */
   origin?: unknown;
 }
@@ -262,8 +275,10 @@ export class Account extends EventEmitter {
     return (this.stmts.prefix.get(m.id) as { prefix: Buffer }).prefix;
   }
 
-  part(m: MessageRow): string | null {
-    return (this.stmts.part.get(m.id) as { part: string | null } | undefined)?.part ?? null;
+  /** The stored structure of a message (prefix plus file), if it was parsed at delivery. */
+  part(m: MessageRow): Part | undefined {
+    const json = (this.stmts.part.get(m.id) as { part: string | null } | undefined)?.part;
+    return json ? (JSON.parse(json) as Part) : undefined;
   }
 
   /**
@@ -298,7 +313,8 @@ export class Account extends EventEmitter {
           const keywords = opts.keywords ?? [];
           const size = prefix.length + file.size;
           const received = opts.received ?? Date.now();
-          const info = this.stmts.insertMessage.run(mb.id, mb.uidnext, modseq, modseq, flags, JSON.stringify(keywords), size, prefix, received, Date.now(), opts.part ?? null);
+          const part = opts.part ? JSON.stringify(shiftPart(opts.part, prefix.length)) : null;
+          const info = this.stmts.insertMessage.run(mb.id, mb.uidnext, modseq, modseq, flags, JSON.stringify(keywords), size, prefix, received, Date.now(), part);
           this.stmts.bumpMailbox.run(modseq, mb.id);
           if (keywords.length) this.addMailboxKeywords(mb, keywords);
           const id = Number(info.lastInsertRowid);
