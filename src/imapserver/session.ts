@@ -149,7 +149,7 @@ export class Session {
     let total = 0;
     for (;;) {
       const { line, ok } = await this.conn.readLine(maxLine, timeout);
-      if (!ok) return this.tooBig(parts, 'command line too long');
+      if (!ok) return this.tooBig([...parts, line], 'command line too long');
       total += line.length;
       parts.push(line);
       const m = /\{(\d{1,20})([+-]?)\}$/.exec(line.subarray(Math.max(0, line.length - 24)).toString('latin1'));

@@ -139,11 +139,11 @@ export class Conn {
 
   /**
    * Reads a line of at most max bytes (without line ending). Longer lines are read to their
-   * end and discarded, with ok false, in bounded memory.
+   * end in bounded memory, with ok false and only their first max bytes in line.
    */
   async readLine(max: number, timeoutMs: number): Promise<Line> {
     let scanned = 0;
-    let discarding = false;
+    let head: Buffer | undefined;
     for (;;) {
       const b = this.joined();
       const i = b.indexOf(10, scanned);
@@ -151,13 +151,13 @@ export class Conn {
         const raw = this.consume(i + 1);
         const crlf = i > 0 && raw[i - 1] === 13;
         const line = raw.subarray(0, crlf ? i - 1 : i);
-        if (discarding || line.length > max) return { line: Buffer.alloc(0), ok: false, crlf };
+        if (head || line.length > max) return { line: head ?? line.subarray(0, max), ok: false, crlf };
         return { line, ok: true, crlf };
       }
       if (b.length > max) {
+        head ??= Buffer.from(b.subarray(0, max));
         // Keep the last byte: it may be the CR of a CRLF split across reads.
         this.consume(b.length - 1);
-        discarding = true;
         scanned = 0;
       } else scanned = b.length;
       await this.more(timeoutMs);
