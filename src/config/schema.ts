@@ -203,7 +203,7 @@ export function describe(spec: StructSpec, header: string): string {
 function comment(lines: string[], indent: string, spec: Spec): void {
   const notes: string[] = [];
   if (spec.optional) notes.push('optional');
-  if (spec.default !== undefined && spec.default !== false && !(Array.isArray(spec.default) && spec.default.length === 0)) {
+  if (spec.default !== undefined && spec.default !== false && typeof spec.default !== 'object') {
     notes.push(`default ${JSON.stringify(spec.default)}`);
   }
   if (spec.kind === 'string' && spec.values) notes.push(`one of: ${spec.values.join(', ')}`);

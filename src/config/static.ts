@@ -82,7 +82,7 @@ export const staticSpec: StructSpec = struct('Static configuration.', {
     default: 'adminpasswd',
   }),
   Postmaster: struct('Where mail to postmaster is delivered, for any configured domain without an explicit postmaster address (RFC 5321 4.5.1).', {
-    Account: str('Account name.', 'admin'),
+    Account: str('Account name.', 'jane'),
     Mailbox: str('Mailbox in that account.', 'Postmaster', { optional: true, default: 'Inbox' }),
   }),
   Listeners: map(
