@@ -322,7 +322,7 @@ export class SMTPClient {
 
   /**
    * Reads the greeting, says EHLO, and does STARTTLS and AUTH as the options ask. Rejects with an
-   * SMTPError after closing the socket.
+   * SMTPError after closing the connection. Throws an Error for invalid options.
    */
   static async open(socket: Socket, options: ClientOptions): Promise<SMTPClient> {
     const c = new SMTPClient(socket, options);
@@ -331,7 +331,8 @@ export class SMTPClient {
       return c;
     } catch (e) {
       const err = c.fail(e);
-      c.close();
+      // RFC 5321 4.1.1.10: a session that still works ends with QUIT, as after a 554 greeting (RFC 5321 3.1).
+      await c.quit();
       throw err;
     }
   }
@@ -343,12 +344,7 @@ export class SMTPClient {
 
   private async setup(): Promise<void> {
     this.greeting = await this.reply(this.timeouts.greeting);
-    if (this.greeting.code !== 220) {
-      const err = SMTPError.fromReply('greeting', this.greeting);
-      // RFC 5321 3.1: after a 554 greeting the client should still say QUIT.
-      await this.quit();
-      throw err;
-    }
+    if (this.greeting.code !== 220) throw SMTPError.fromReply('greeting', this.greeting);
     await this.hello();
     await this.startTLS();
     if (this.options.auth) await this.authenticate(this.options.auth);
@@ -402,7 +398,7 @@ export class SMTPClient {
     }
     if (err.connection) {
       this.broken ??= err;
-      this.conn.destroy();
+      if (!this.conn.closed) this.conn.destroy();
     }
     return err;
   }
@@ -437,6 +433,11 @@ export class SMTPClient {
       throw SMTPError.fromReply('starttls', r);
     }
     const tlsError = (text: string) => new SMTPError({ step: 'starttls', text, enhanced: '4.7.5', connection: true });
+    // A refused certificate ends the connection with a TLS close, after the handshake finished.
+    const refuse = (text: string) => {
+      this.conn.close();
+      return tlsError(text);
+    };
     let ts: tls.TLSSocket;
     try {
       // Verification happens below, so that all modes report it the same way and the hook runs
@@ -458,12 +459,12 @@ export class SMTPClient {
     if (pkixError === undefined) {
       pkixError = o.name === undefined ? 'no name to verify the certificate against' : tls.checkServerIdentity(o.name, ts.getPeerCertificate())?.message;
     }
-    if (o.mode === 'verified' && pkixError !== undefined) throw tlsError(pkixError);
+    if (o.mode === 'verified' && pkixError !== undefined) throw refuse(pkixError);
     if (o.verify) {
       try {
         await o.verify({ chain: peerChain(ts), pkixValid: pkixError === undefined, pkixError, socket: ts });
       } catch (e) {
-        throw tlsError(`certificate rejected: ${e instanceof Error ? e.message : String(e)}`);
+        throw refuse(`certificate rejected: ${e instanceof Error ? e.message : String(e)}`);
       }
     }
     this.tlsSocket = ts;
