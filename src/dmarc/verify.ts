@@ -126,7 +126,6 @@ async function evaluate(domain: string, params: VerifyParams, resolver: Resolver
   const result: DMARCResult = {
     status: 'none',
     domain,
-    recordDomain: lookup.domain,
     policy: 'none',
     disposition: 'none',
     sampledOut: false,
@@ -136,6 +135,7 @@ async function evaluate(domain: string, params: VerifyParams, resolver: Resolver
     authentic: lookup.authentic,
   };
   if (lookup.reason) result.reason = lookup.reason;
+  if (lookup.status === 'found' || lookup.status === 'permerror') result.recordDomain = lookup.domain;
   if (lookup.status !== 'found' || !record) {
     result.status = lookup.status === 'found' ? 'none' : lookup.status;
     return result;
@@ -184,25 +184,23 @@ export async function verify(params: VerifyParams, resolver: Resolver, opts: Ver
   const from = 'domains' in params.from ? params.from : fromDomains(params.from);
   const domains = [...new Set(from.domains.map((d) => d.toLowerCase().replace(/\.$/, '')))];
   const results = await Promise.all(domains.map((d) => evaluate(d, params, resolver, random)));
-  const unusable: DMARCResult | undefined =
-    from.errors.length > 0
-      ? {
-          status: 'permerror',
-          domain: '',
-          policy: 'none',
-          disposition: 'none',
-          sampledOut: false,
-          reject: false,
-          alignedSPFPass: false,
-          alignedDKIMPass: false,
-          authentic: false,
-          reason: from.errors.join('; '),
-        }
-      : undefined;
-  if (unusable) results.push(unusable);
+  if (from.errors.length > 0 || domains.length === 0) {
+    results.push({
+      status: 'permerror',
+      domain: '',
+      policy: 'none',
+      disposition: 'none',
+      sampledOut: false,
+      reject: false,
+      alignedSPFPass: false,
+      alignedDKIMPass: false,
+      authentic: false,
+      reason: from.errors.join('; ') || 'no From domain',
+    });
+  }
   let result = results[0]!;
   for (const r of results.slice(1)) if (worse(r, result)) result = r;
-  if (results.length > 1) result.reason = [`${results.length} author domains, least favourable shown`, result.reason].filter(Boolean).join(': ');
+  if (results.length > 1) result.reason = [`${results.length} results for the From header, least favourable shown`, result.reason].filter(Boolean).join(': ');
   return result;
 }
 

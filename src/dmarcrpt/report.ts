@@ -103,9 +103,8 @@ class Reader {
   }
   integer(name: string): number {
     const t = this.string(name);
-    const n = Number(t);
     if (!/^[0-9]{1,15}$/.test(t)) throw new ReportError(`${this.path}/${name}: not a number: ${JSON.stringify(t.slice(0, 40))}`);
-    return n;
+    return Number(t);
   }
   oneOf<T extends string>(name: string, allowed: readonly T[], aliases: Record<string, T> = {}): T {
     return this.check(name, this.string(name), allowed, aliases);
@@ -348,8 +347,8 @@ export interface Evaluation {
 }
 
 /**
- * Report records for evaluations of one From domain, identical rows counted together (RFC 7489
- * 7.2: records aggregate messages with the same source and authentication results).
+ * Report records for the evaluations under one policy domain, identical rows counted together
+ * (RFC 7489 7.2: records aggregate messages with the same source and authentication results).
  */
 export function reportRecords(evaluations: Evaluation[]): ReportRecord[] {
   const rows = new Map<string, ReportRecord>();

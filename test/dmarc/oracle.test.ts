@@ -24,11 +24,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { authenticate as mailauth } from 'mailauth';
-import { genEd25519, txtRecord } from '../../src/dkim/keys.js';
+import { genEd25519, txtRecord, txtStrings } from '../../src/dkim/keys.js';
 import { sign } from '../../src/dkim/sign.js';
-import { txtStrings } from '../../src/dkim/keys.js';
-import { startDNSServer, type RecordSets } from '../helpers/dnsserver.js';
 import { StubResolver } from '../../src/dns/stub.js';
+import { startDNSServer, type RecordSets } from '../helpers/dnsserver.js';
 import { authenticate } from './helpers.js';
 
 const KEY = await genEd25519();

@@ -204,6 +204,7 @@ test('no From domain gives permerror', async (t) => {
   assert.equal(r.domain, '');
   assert.equal(r.reject, false);
   assert.equal(authResults(r), 'dmarc=permerror reason="no From header field"');
+  assert.equal((await run(t, { from: domains() })).reason, 'no From domain');
 });
 
 test('several author domains: the least favourable result stands (RFC 7489 6.6.1)', async (t) => {
@@ -212,7 +213,7 @@ test('several author domains: the least favourable result stands (RFC 7489 6.6.1
   assert.equal(forged.status, 'fail');
   assert.equal(forged.domain, 'example.org');
   assert.equal(forged.reject, true);
-  assert.match(forged.reason ?? '', /2 author domains/);
+  assert.match(forged.reason ?? '', /2 results for the From header/);
   // The strictest disposition among failures.
   const strictest = await run(t, { from: domains('own.example.org', 'sub.example.org', 'example.co.uk') });
   assert.equal(strictest.domain, 'example.co.uk');
