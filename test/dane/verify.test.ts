@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { verifyDANE, type Verification } from '../../src/dane/verify.js';
 import { spkiOf } from '../../src/dane/tlsa.js';
-import { issueCert } from '../../src/tls/selfsigned.js';
+import { issueCert } from './certs.js';
 import type { TLSARecord } from '../../src/dns/types.js';
 import { intermediate, leaf, leafUnder, root, rsaLeaf, selfSigned, selfSignedFor, tlsa } from './certs.js';
 

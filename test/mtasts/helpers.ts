@@ -4,7 +4,8 @@ import https from 'node:https';
 import type http from 'node:http';
 import type net from 'node:net';
 import type tls from 'node:tls';
-import { issueCert, type Issued } from '../../src/tls/selfsigned.js';
+import type { Issued } from '../../src/tls/selfsigned.js';
+import { issueCert } from '../dane/certs.js';
 
 export const ca = issueCert({ names: ['Postern Test CA'], isCA: true });
 export const otherCA = issueCert({ names: ['Other Test CA'], isCA: true });
