@@ -56,6 +56,8 @@ async function runServer(configFile: string, localserve: boolean, onStart?: (r: 
   process.on('SIGINT', onSignal);
   await r.stopped;
   flush();
+  // Whatever timers or sockets remain, the server is done.
+  setTimeout(() => process.exit(0), 100).unref();
   return 0;
 }
 

@@ -391,11 +391,16 @@ export class Session {
     return Object.keys(this.app.config.domains.Accounts)[0] ?? 'postern';
   }
 
-  /** Keeps the client waiting without reply, for localserve's "timeout" localparts. */
+  /** Keeps the client waiting without reply, for localserve's "timeout" localparts, until it gives up. */
   private async hang(): Promise<void> {
     this.conn.flush();
-    await new Promise((res) => setTimeout(res, injectedTimeoutMs));
-    throw new Reply(421, '4.4.2', 'timeout');
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      new Promise((res) => (timer = setTimeout(res, injectedTimeoutMs).unref())),
+      new Promise((res) => this.conn.socket.once('close', res)),
+    ]);
+    clearTimeout(timer);
+    throw new Reply(421, '4.4.2', 'timeout', true);
   }
 
   private async cmdData(arg: string): Promise<void> {
