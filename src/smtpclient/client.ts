@@ -322,10 +322,17 @@ export class SMTPClient {
 
   /**
    * Reads the greeting, says EHLO, and does STARTTLS and AUTH as the options ask. Rejects with an
-   * SMTPError after closing the connection. Throws an Error for invalid options.
+   * SMTPError after closing the connection; rejects with an Error, destroying the socket, for
+   * invalid options.
    */
   static async open(socket: Socket, options: ClientOptions): Promise<SMTPClient> {
-    const c = new SMTPClient(socket, options);
+    let c: SMTPClient;
+    try {
+      c = new SMTPClient(socket, options);
+    } catch (e) {
+      socket.destroy();
+      throw e;
+    }
     try {
       await c.setup();
       return c;
@@ -424,7 +431,7 @@ export class SMTPClient {
     const plainOK = o.mode === 'opportunistic' && o.allowPlain === true;
     if (!this.extensions.startTLS) {
       if (plainOK) return;
-      // RFC 3463 3.8: X.7.10 is "encryption needed".
+      // X.7.10 "encryption needed" (RFC 5248 registry).
       throw new SMTPError({ step: 'starttls', text: 'server does not offer STARTTLS', enhanced: '4.7.10' });
     }
     const r = await this.command('STARTTLS', this.timeouts.command);
@@ -432,6 +439,7 @@ export class SMTPClient {
       if (plainOK) return;
       throw SMTPError.fromReply('starttls', r);
     }
+    // RFC 3463 3.8: X.7.5 is a cryptographic failure.
     const tlsError = (text: string) => new SMTPError({ step: 'starttls', text, enhanced: '4.7.5', connection: true });
     // A refused certificate ends the connection with a TLS close, after the handshake finished.
     const refuse = (text: string) => {
@@ -515,6 +523,7 @@ export class SMTPClient {
   /**
    * Delivers a message, in several transactions when the server limits recipients per
    * transaction. Never rejects: the result of each recipient, in order, says what happened.
+   * One delivery at a time per client.
    */
   async deliver(msg: Message): Promise<RecipientResult[]> {
     const results: RecipientResult[] = msg.recipients.map((recipient) => ({ recipient }));
@@ -542,7 +551,8 @@ export class SMTPClient {
         result.error = new SMTPError({ step: 'rcpt', text, enhanced: '5.1.3', permanent: true });
       }
     }
-    const smtputf8 = msg.smtputf8 === true || /[^\x00-\x7f]/.test(from) || pending.some((p) => /[^\x00-\x7f]/.test(p.path));
+    const utf8Addresses = /[^\x00-\x7f]/.test(from) || pending.some((p) => /[^\x00-\x7f]/.test(p.path));
+    const smtputf8 = msg.smtputf8 === true || utf8Addresses;
     const body = msg.body ?? (Buffer.isBuffer(msg.data) && has8bit(msg.data) ? '8BITMIME' : '7BIT');
     const size = msg.size ?? (Buffer.isBuffer(msg.data) ? msg.data.length : undefined);
 
@@ -551,8 +561,11 @@ export class SMTPClient {
       const why = !this.tlsSocket ? 'connection is not TLS' : !this.tlsVerified ? 'TLS certificate not verified' : 'server does not offer REQUIRETLS';
       return permanent(`REQUIRETLS cannot be honoured: ${why}`, '5.7.30');
     }
-    // RFC 6531 3.4: without SMTPUTF8 at the server the message cannot be delivered as is.
-    if (smtputf8 && !ext.smtpUTF8) return permanent('message needs SMTPUTF8, which the server does not offer', '5.6.7');
+    // RFC 6531 3.4: without SMTPUTF8 at the server the message cannot be delivered as is; X.6.7
+    // is for non-ASCII addresses, X.6.9 for UTF-8 header fields.
+    if (smtputf8 && !ext.smtpUTF8) {
+      return permanent('message needs SMTPUTF8, which the server does not offer', utf8Addresses ? '5.6.7' : '5.6.9');
+    }
     // RFC 6152 3: 8-bit data only to servers with 8BITMIME; RFC 3030 3: BINARYMIME needs CHUNKING.
     if (body === '8BITMIME' && !ext.eightBitMIME) return permanent('message has 8-bit data and the server does not offer 8BITMIME', '5.6.3');
     if (body === 'BINARYMIME' && !(ext.binaryMIME && ext.chunking)) return permanent('binary message and the server does not offer BINARYMIME with CHUNKING', '5.6.3');

@@ -360,7 +360,7 @@ test('SMTPUTF8: sent when a localpart needs it, a permanent error when the serve
     // An IDN domain alone goes out in ASCII form without SMTPUTF8.
     assert.equal(good!.error, undefined);
     const headers = await d.deliver(simple(['user@example.org'], { smtputf8: true }));
-    assert.equal(headers[0]!.error?.enhanced, '5.6.7');
+    assert.equal(headers[0]!.error?.enhanced, '5.6.9');
     await d.quit();
     assert.equal(ascii.received.length, 1);
     assert.equal(ascii.received[0]!.envelope.smtpUtf8, false);
