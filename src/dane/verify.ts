@@ -72,9 +72,11 @@ function verifyTA(anchors: TLSARecord[], leaf: Cert, certs: Cert[], opts: Verify
   const nameOK = opts.names.some(
     (n) => leaf.x.checkHost(n, { subject: 'default', wildcards: true, partialWildcards: false, multiLabelWildcards: false, singleLabelSubdomains: false }) !== undefined,
   );
+  // The leaf is not its own trust anchor, also when the record carries it in full; a bare key
+  // that signed the leaf is an anchor even if it is the leaf's own key, as for OpenSSL.
   const inDNS = anchors.flatMap((r) => {
     const ta = anchorFromRecord(r);
-    return ta ? [{ r, ...ta }] : [];
+    return ta && !ta.cert?.raw.equals(leaf.der) ? [{ r, ...ta }] : [];
   });
   const path = [leaf];
   for (let cur = leaf; path.length <= MAX_CHAIN; ) {

@@ -16,7 +16,7 @@ import { StubResolver } from '../../src/dns/stub.js';
 import type { TLSARecord } from '../../src/dns/types.js';
 import type { Issued } from '../../src/tls/selfsigned.js';
 import { startDNSServer } from '../helpers/dnsserver.js';
-import { intermediate, leaf, leafUnder, root, selfSigned, selfSignedFor, tlsa } from './certs.js';
+import { intermediate, issueCert, leaf, leafUnder, root, selfSigned, selfSignedFor, tlsa } from './certs.js';
 
 interface Server {
   port: number;
@@ -74,7 +74,9 @@ const selfServer = await serve(selfSigned);
 const expiredSelf = selfSignedFor(['mx.example.org'], -1);
 const expiredSelfServer = await serve(expiredSelf);
 const expiredLeafServer = await serve(leafUnder(intermediate, ['mx.example.org'], -1), [intermediate]);
-after(() => Promise.all([chainServer, selfServer, expiredSelfServer, expiredLeafServer].map((s) => s.close())));
+const caLeaf = issueCert({ names: ['mx.example.org'], isCA: true });
+const caLeafServer = await serve(caLeaf);
+after(() => Promise.all([chainServer, selfServer, expiredSelfServer, expiredLeafServer, caLeafServer].map((s) => s.close())));
 
 const names = ['mx.example.org'];
 const full = (usage: number, selector: number, c: Issued): TLSARecord => ({ usage, selector, matchingType: 0, data: selector === 0 ? c.certDER : spkiOf(c.certDER) });
@@ -101,6 +103,11 @@ const cases: Case[] = [
   { name: 'DANE-TA 2 1 0, the root key in full', server: chainServer, records: [full(2, 1, root)], domain: 'mx.example.org', ok: true },
   { name: 'DANE-TA 2 1 0, wrong name', server: chainServer, records: [full(2, 1, root)], domain: 'example.org', ok: false },
   { name: 'DANE-TA 2 0 1 over an expired leaf', server: expiredLeafServer, records: [tlsa(2, 0, 1, intermediate)], domain: 'mx.example.org', ok: false },
+  { name: 'DANE-TA 2 0 0 naming the self-signed leaf', server: caLeafServer, records: [full(2, 0, caLeaf)], domain: 'mx.example.org', ok: false },
+  { name: 'DANE-TA 2 1 0 naming the key of the self-signed leaf', server: caLeafServer, records: [full(2, 1, caLeaf)], domain: 'mx.example.org', ok: true },
+  { name: 'DANE-TA 2 1 0 naming the key of the self-signed leaf, wrong name', server: caLeafServer, records: [full(2, 1, caLeaf)], domain: 'mx.example.net', ok: false },
+  { name: 'DANE-TA 2 1 0 naming the key of a self-signed leaf that is no CA', server: selfServer, records: [full(2, 1, selfSigned)], domain: 'mx.example.org', ok: true },
+  { name: 'DANE-EE 3 1 0 for the same self-signed leaf', server: caLeafServer, records: [full(3, 1, caLeaf)], domain: 'mx.example.org', ok: true },
   { name: 'PKIX-EE 1 1 1 only', server: chainServer, records: [tlsa(1, 1, 1, leaf)], domain: 'mx.example.org', ok: false },
   { name: 'an unusable record beside a matching one', server: chainServer, records: [tlsa(0, 0, 1, root), tlsa(3, 1, 1, leaf)], domain: 'mx.example.org', ok: true },
 ];

@@ -96,6 +96,14 @@ test('a DANE-TA anchor in full may be left out of the chain; a digest may not', 
 test('DANE-TA does not accept the leaf as its own anchor', () => {
   rejected(verifyDANE([tlsa(2, 0, 1, selfSigned)], [selfSigned.certDER], { names }), 'certificate-not-trusted', /./);
   rejected(verifyDANE([tlsa(2, 1, 1, leaf)], chain, { names }), 'certificate-not-trusted', /./);
+  // Not even a self-signed leaf that says it is a CA, given in full.
+  const caLeaf = issueCert({ names: ['mx.example.org'], isCA: true });
+  for (const r of [tlsa(2, 0, 0, caLeaf), tlsa(2, 0, 1, caLeaf), tlsa(2, 1, 1, caLeaf)]) {
+    rejected(verifyDANE([r], [caLeaf.certDER], { names }), 'certificate-not-trusted', /./);
+  }
+  // A bare key is an anchor for what it signed, as OpenSSL has it, names still checked.
+  verified(verifyDANE([tlsa(2, 1, 0, caLeaf)], [caLeaf.certDER], { names }));
+  rejected(verifyDANE([tlsa(2, 1, 0, caLeaf)], [caLeaf.certDER], { names: ['mx.example.net'] }), 'certificate-host-mismatch', /./);
 });
 
 test('DANE-TA rejects a chain with a forged issuer', () => {
