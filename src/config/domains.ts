@@ -1,17 +1,37 @@
 // The dynamic configuration file, domains.conf: domains, accounts and their addresses.
 // It is reloaded when it changes; see load.ts.
 import { domainToASCII, domainToUnicode } from 'node:url';
-import { bool, map, str, struct, type StructSpec } from './schema.js';
+import { bool, int, list, map, str, struct, type StructSpec } from './schema.js';
+
+export interface Ruleset {
+  SMTPMailFromRegexp?: string;
+  MsgFromRegexp?: string;
+  VerifiedDomain?: string;
+  HeadersRegexp: Record<string, string>;
+  Mailbox: string;
+}
 
 export interface Destination {
   Mailbox: string;
   FullName?: string;
+  Rulesets: Ruleset[];
+}
+
+export interface DKIMSelector {
+  PrivateKeyFile: string;
+  HeaderCanon: 'relaxed' | 'simple';
+  BodyCanon: 'relaxed' | 'simple';
+  Headers: string[];
+  NoOversign: boolean;
+  ExpirationSeconds: number;
 }
 
 export interface DomainConfig {
   Description?: string;
   LocalpartCatchallSeparator?: string;
   LocalpartCaseSensitive: boolean;
+  DKIM: { Selectors: Record<string, DKIMSelector>; Sign: string[] };
+  AcceptDMARCRejects: boolean;
 }
 
 export interface AccountConfig {
@@ -51,10 +71,64 @@ export function checkDomain(d: string): string | undefined {
   return undefined;
 }
 
+function checkRegexp(v: string): string | undefined {
+  try {
+    new RegExp(v, 'iu');
+    return undefined;
+  } catch (e) {
+    return `invalid regular expression: ${(e as Error).message}`;
+  }
+}
+
+const ruleset = struct('Rule: a message matching all given conditions is delivered to the rule\'s mailbox.', {
+  SMTPMailFromRegexp: str('Regular expression (case-insensitive) matched against the SMTP MAIL FROM address.', '^bank@', { optional: true, check: checkRegexp }),
+  MsgFromRegexp: str('Regular expression (case-insensitive) matched against the address in the message From header.', '@example\\.org$', {
+    optional: true,
+    check: checkRegexp,
+  }),
+  VerifiedDomain: str('Domain that must have been verified for the message: SPF pass for the MAIL FROM domain or a passing DKIM signature.', 'example.org', {
+    optional: true,
+  }),
+  HeadersRegexp: map(
+    'Header fields that must match: field name (case-insensitive) to regular expression (case-insensitive) on the unfolded value.',
+    'list-id',
+    str('Regular expression.', 'dev\\.lists\\.example\\.org', { check: checkRegexp }),
+    { optional: true },
+  ),
+  Mailbox: str('Mailbox to deliver to when the rule matches.', 'Lists/dev'),
+});
+
 const destination = struct('Destination for an address.', {
   Mailbox: str('Mailbox to deliver to.', 'Inbox', { optional: true, default: 'Inbox' }),
   FullName: str('Name used in the From header when sending from this address with the webmail.', 'Jane Doe', { optional: true }),
+  Rulesets: list('Rules evaluated in order; the first that matches chooses the mailbox, else Mailbox is used.', ruleset, { optional: true }),
 });
+
+const canon = (what: string) =>
+  str(`Canonicalization of the ${what} (RFC 6376 3.4).`, 'relaxed', { optional: true, default: 'relaxed', values: ['relaxed', 'simple'] });
+
+const dkim = struct(
+  'DKIM signing of messages submitted with a From address in this domain.',
+  {
+    Selectors: map(
+      'Selectors with their keys. Make keys with "postern dkim genrsa" or "postern dkim gened25519", and publish "postern dkim txt" at <selector>._domainkey.<domain>.',
+      '2026a',
+      struct('Selector.', {
+        PrivateKeyFile: str('PKCS#8 PEM private key (RSA or Ed25519), relative to the directory of this file.', 'dkim/2026a.example.com.rsa2048.pem'),
+        HeaderCanon: canon('header'),
+        BodyCanon: canon('body'),
+        Headers: list('Header fields to sign; default: From, To, Cc, Bcc, Reply-To, References, In-Reply-To, Subject, Date, Message-ID, Content-Type.', str('Field name.', 'From'), {
+          optional: true,
+          examples: ['From', 'To', 'Subject', 'Date', 'Message-ID'],
+        }),
+        NoOversign: bool('Do not sign each header field one more time than it occurs (oversigning prevents adding fields).'),
+        ExpirationSeconds: int('Signature validity in seconds (x=); 0 for none.', 259200, { optional: true, default: 259200, min: 0 }),
+      }),
+    ),
+    Sign: list('Selectors to sign with; each adds a signature.', str('Selector name.', '2026a')),
+  },
+  { optional: true, default: { Selectors: {}, Sign: [] } },
+);
 
 export const domainsSpec: StructSpec = struct('Domains configuration.', {
   Domains: map(
@@ -68,6 +142,10 @@ export const domainsSpec: StructSpec = struct('Domains configuration.', {
         { optional: true, check: (v) => (v.length === 1 && v !== '@' && v !== '"' ? undefined : 'must be a single character, not @ or "') },
       ),
       LocalpartCaseSensitive: bool('Treat localparts case-sensitively. By default "User@" and "user@" are the same address.'),
+      DKIM: dkim,
+      AcceptDMARCRejects: bool(
+        'Accept incoming messages that fail DMARC while the sender domain asks to reject them, and deliver them to the Junk mailbox instead of refusing them.',
+      ),
     }),
     { keyCheck: checkDomain },
   ),
@@ -174,7 +252,7 @@ export class AddressIndex {
 
   private postmasterDest(key: string): Resolved | undefined {
     if (!this.config.Accounts[this.postmaster.Account]) return undefined;
-    return { account: this.postmaster.Account, destination: { Mailbox: this.postmaster.Mailbox }, key };
+    return { account: this.postmaster.Account, destination: { Mailbox: this.postmaster.Mailbox, Rulesets: [] }, key };
   }
 
   /** Addresses of an account in canonical form (catch-alls as "@domain"). */

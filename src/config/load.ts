@@ -1,5 +1,6 @@
 // Loading, checking and live reloading of postern.conf and domains.conf.
 import { EventEmitter } from 'node:events';
+import { createPrivateKey } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
@@ -82,6 +83,20 @@ export function parseDomains(
         const other = seen.get(canon);
         if (other) errors.push(pos.error(dpath, `address also configured for account ${other}`));
         seen.set(canon, name);
+      }
+    }
+    for (const [name, d] of Object.entries(config.Domains)) {
+      for (const sel of d.DKIM.Sign) {
+        if (!d.DKIM.Selectors[sel]) errors.push(pos.error(`Domains.${name}.DKIM.Sign`, `selector ${sel} not in Selectors`));
+      }
+      for (const [sel, s] of Object.entries(d.DKIM.Selectors)) {
+        const kpath = `Domains.${name}.DKIM.Selectors.${sel}.PrivateKeyFile`;
+        try {
+          const key = createPrivateKey(fs.readFileSync(path.resolve(path.dirname(file), s.PrivateKeyFile)));
+          if (key.asymmetricKeyType !== 'rsa' && key.asymmetricKeyType !== 'ed25519') errors.push(pos.error(kpath, 'key must be RSA or Ed25519'));
+        } catch (e) {
+          errors.push(pos.error(kpath, `cannot use key: ${(e as Error).message}`));
+        }
       }
     }
     if (postmaster && !config.Accounts[postmaster.Account]) {

@@ -3,6 +3,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
 import path from 'node:path';
 import { postern, startServe, tempDir, type TestServer } from '../helpers/server.js';
 import { Raw } from '../helpers/raw.js';
@@ -31,7 +32,14 @@ test('describe-static and describe-domains print a valid, documented configurati
     if (/^\s*[A-Za-z]+:/.test(l) && !/^\s*(public|smtpserver):/.test(l)) assert.match(lines[i - 1]!, /^\s*#/, `no documentation before line ${i + 1}: ${l}`);
   });
   const file = writeConfig(dir, st.stdout, dm.stdout);
-  const r = await postern(['--config', file, 'config', 'test']);
+  // The example's DKIM key file must exist and be a usable key.
+  const keyFile = /PrivateKeyFile: (\S+)/.exec(dm.stdout)![1]!;
+  let r = await postern(['--config', file, 'config', 'test']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /PrivateKeyFile: cannot use key/);
+  fs.mkdirSync(path.join(dir, path.dirname(keyFile)), { recursive: true });
+  fs.writeFileSync(path.join(dir, keyFile), generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }));
+  r = await postern(['--config', file, 'config', 'test']);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /config OK/);
 });
