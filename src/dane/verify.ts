@@ -87,7 +87,7 @@ function verifyTA(anchors: TLSARecord[], leaf: Cert, certs: Cert[], opts: Verify
       // The anchor itself is trusted as it is; the certificates below it must be current.
       const below = inChain ? path.slice(0, -1) : path;
       const stale = below.find((c) => !(Date.parse(c.x.validFrom) <= now && now <= Date.parse(c.x.validTo)));
-      if (stale) return { verified: false, reason: `certificate ${stale.x.subject.replace(/\n/g, ', ')} is expired or not yet valid`, resultType: 'certificate-expired' };
+      if (stale) return { verified: false, reason: `certificate ${JSON.stringify(stale.x.subject.replace(/\n/g, ', ').slice(0, 200))} is expired or not yet valid`, resultType: 'certificate-expired' };
       if (!nameOK) return { verified: false, reason: `server certificate is not for ${opts.names.join(', ') || 'any allowed name'}`, resultType: 'certificate-host-mismatch' };
       return { verified: true, record };
     }

@@ -108,7 +108,8 @@ export class PolicyCache {
 
   /**
    * The policy for a recipient domain: the cached one while the TXT record's id is unchanged,
-   * else a freshly fetched one, else a cached one that has not expired.
+   * else a freshly fetched one, else a cached one that has not expired. Throws for a name that
+   * is not a valid domain.
    */
   lookup(resolver: Resolver, domain: string): Promise<PolicyLookup> {
     const d = parseDomain(domain).ascii;
