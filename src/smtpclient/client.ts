@@ -296,9 +296,9 @@ export class SMTPClient {
   greeting?: Reply;
   /** Extensions from the last EHLO; none after HELO. */
   extensions: Extensions = noExtensions();
-  /** The TLS socket once STARTTLS succeeded. */
+  /** The TLS socket, once STARTTLS succeeded or when given one for implicit TLS. */
   tlsSocket?: tls.TLSSocket;
-  /** The certificate was verified by PKIX or by the verify hook. */
+  /** The certificate was verified: by PKIX or the verify hook, or by node for a TLS socket given to open. */
   tlsVerified = false;
   /** The SASL mechanism used to authenticate. */
   authMechanism?: string;
@@ -316,12 +316,18 @@ export class SMTPClient {
     if (!/^[\x21-\x7e]+$/.test(options.hostname)) throw new Error(`invalid EHLO hostname ${JSON.stringify(options.hostname)}`);
     if (options.tls?.mode === 'verified' && !options.tls.name) throw new Error('TLS mode verified needs a name');
     this.conn = new Conn(socket);
+    // Implicit TLS (RFC 8314 3.3): the caller made and verified the TLS connection.
+    if (socket instanceof tls.TLSSocket) {
+      this.tlsSocket = socket;
+      this.tlsVerified = socket.authorized;
+    }
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
     this.maxLine = options.maxReplyLine ?? 4096;
   }
 
   /**
-   * Reads the greeting, says EHLO, and does STARTTLS and AUTH as the options ask. Rejects with an
+   * Reads the greeting, says EHLO, and does STARTTLS and AUTH as the options ask. The socket may
+   * be a TLS socket for implicit TLS, and then no STARTTLS is done. Rejects with an
    * SMTPError after closing the connection; rejects with an Error, destroying the socket, for
    * invalid options.
    */
@@ -367,13 +373,13 @@ export class SMTPClient {
     }, ms);
     try {
       const r = await f();
-      if (expired) throw new Timeout();
-      return r;
+      if (!expired) return r;
     } catch (e) {
-      throw expired || e instanceof ReadTimeout ? new Timeout(`timed out after ${ms / 1000}s`) : e;
+      if (!expired && !(e instanceof ReadTimeout)) throw e;
     } finally {
       clearTimeout(timer);
     }
+    throw new Timeout(`timed out after ${ms / 1000}s`);
   }
 
   private async reply(ms: number): Promise<Reply> {
@@ -426,7 +432,7 @@ export class SMTPClient {
 
   private async startTLS(): Promise<void> {
     const o = this.options.tls;
-    if (o === undefined || o.mode === 'none') return;
+    if (o === undefined || o.mode === 'none' || this.tlsSocket) return;
     this.step = 'starttls';
     const plainOK = o.mode === 'opportunistic' && o.allowPlain === true;
     if (!this.extensions.startTLS) {

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
+import tls from 'node:tls';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerEnvelope, type SMTPServerOptions } from 'smtp-server';
 import { type ClientOptions, type Message, SMTPClient } from '../../src/smtpclient/client.js';
 import { SMTPError } from '../../src/smtpclient/error.js';
@@ -410,6 +411,32 @@ test('SIZE: declared on MAIL, and a message over the limit is not sent', async (
     assert.equal(streamed!.error, undefined);
     await c.quit();
     assert.equal(p.mails[0]!.args && p.mails[0]!.args.SIZE, '10');
+  } finally {
+    await p.close();
+  }
+});
+
+test('implicit TLS: a TLS socket from the caller counts as TLS for AUTH and REQUIRETLS', async () => {
+  const p = await peer({
+    secure: true,
+    hideREQUIRETLS: false,
+    disabledCommands: [],
+    authMethods: ['PLAIN'],
+    onAuth(auth, _session, cb) {
+      cb(null, { user: auth.username });
+    },
+  });
+  try {
+    const socket = tls.connect({ host: '127.0.0.1', port: p.port, servername: 'mx.postern.test', ca: ca.certPEM });
+    await once(socket, 'secureConnect');
+    const c = await SMTPClient.open(socket, { hostname: 'client.postern.test', tls: verified, auth: { username: 'user', password: 'secret' } });
+    assert.equal(c.tlsVerified, true);
+    assert.equal(c.authMechanism, 'PLAIN');
+    const [r] = await c.deliver(simple(['rcpt@example.org'], { requireTLS: true }));
+    assert.equal(r!.error, undefined);
+    await c.quit();
+    assert.equal(p.received[0]!.secure, true);
+    assert.equal(p.received[0]!.envelope.requireTLS, true);
   } finally {
     await p.close();
   }
