@@ -85,9 +85,12 @@ export function issueCert(o: CertOptions): Issued {
     ext('2.5.29.37', false, seq(oid('1.3.6.1.5.5.7.3.1'), oid('1.3.6.1.5.5.7.3.2'))),
     ...(o.names.length || o.ips?.length ? [ext('2.5.29.17', false, san)] : []),
   ];
+  // RFC 5280 4.1.2.2: a positive serial; a first byte of 1..0x7f keeps the DER minimal.
+  const serial = randomBytes(12);
+  serial[0] = (serial[0]! & 0x7f) | 0x01;
   const tbs = seq(
     ctx(0, true, int(Buffer.from([2]))),
-    int(randomBytes(12)),
+    int(serial),
     sigAlg,
     name(o.issuer?.name ?? subject),
     seq(time(new Date(now - 3600_000)), time(new Date(now + (o.days ?? 3650) * 86400_000))),
