@@ -46,6 +46,17 @@ async function withServer<T>(script: (s: RawSession) => Promise<T>, client: (srv
   }
 }
 
+// Serves one transaction up to the 354 reply to DATA.
+async function untilData(s: RawSession): Promise<void> {
+  s.write('220 raw.test\r\n');
+  await s.line();
+  s.write(ehloReply());
+  for (const reply of ['250 ok', '250 ok', '354 go']) {
+    await s.line();
+    s.write(`${reply}\r\n`);
+  }
+}
+
 const text = Buffer.from('Subject: hi\r\n\r\nhello\r\n');
 const message = (n: number, extra: Partial<Message> = {}): Message => ({
   from: 'sender@example.org',
@@ -360,13 +371,7 @@ test('timeouts: a silent server, a trickling server, no reply after the data', a
   );
   await withServer(
     async (s) => {
-      s.write('220 raw.test\r\n');
-      await s.line();
-      s.write(ehloReply());
-      for (const reply of ['250 ok', '250 ok', '354 go']) {
-        await s.line();
-        s.write(`${reply}\r\n`);
-      }
+      await untilData(s);
       await s.dotted();
       await s.closed();
     },
@@ -384,13 +389,7 @@ test('timeouts: a silent server, a trickling server, no reply after the data', a
 test('a connection dropped during DATA fails the recipients temporarily', async () => {
   await withServer(
     async (s) => {
-      s.write('220 raw.test\r\n');
-      await s.line();
-      s.write(ehloReply());
-      for (const reply of ['250 ok', '250 ok', '354 go']) {
-        await s.line();
-        s.write(`${reply}\r\n`);
-      }
+      await untilData(s);
       await s.bytes(1000);
       s.socket.destroy();
     },
