@@ -7,7 +7,9 @@ import { CertStore } from '../tls/certs.js';
 import { listenSMTP } from '../smtpserver/server.js';
 import { listenIMAP } from '../imapserver/server.js';
 import { CtlServer, ctlPath, type CtlHandler } from '../ctl/ctl.js';
-import { systemClock, type Clock } from '../limits/limiter.js';
+import { systemClock, ConnectionLimiter, Limiter, type Clock } from '../limits/limiter.js';
+import { QueueStore } from '../queue/store.js';
+import { resolverFor } from './resolver.js';
 import { Log, setLevels, setLevel, getLevels, isLevel, type Level } from '../log/log.js';
 import type { App } from './app.js';
 import type { Listener } from '../config/static.js';
@@ -37,7 +39,24 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
   await ctl.listen();
   store.cleanTmp();
   const clock = opts.clock ?? systemClock;
-  const app: App = { config, store, auth: new Auth(config, store, clock), clock, localserve: !!opts.localserve, sessions: new Set() };
+  const queue = new QueueStore(config.dataDir);
+  const minute = 60_000;
+  const app: App = {
+    config,
+    store,
+    queue,
+    auth: new Auth(config, store, clock),
+    resolver: resolverFor(config.static_, { localserve: opts.localserve, now: () => clock.now() }),
+    clock,
+    hooks: {},
+    limits: {
+      connections: { smtp: new ConnectionLimiter([30, 90, 270]), imap: new ConnectionLimiter([30, 90, 270]) },
+      connectionRate: new Limiter([{ periodMs: minute, limits: [300, 900, 2700] }], clock),
+      deliveries: new Limiter([{ periodMs: minute, limits: [500, 1500, 4500] }], clock),
+    },
+    localserve: !!opts.localserve,
+    sessions: new Set(),
+  };
   const servers: net.Server[] = [];
   const sockets = new Set<net.Socket>();
   const listening: Running['listening'] = [];
@@ -57,6 +76,7 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
       for (const s of sockets) s.destroy();
       await ctl.close();
       store.close();
+      queue.close();
       log.info('stopped');
       stopResolve();
     })();

@@ -1,5 +1,6 @@
 // SMTP envelope grammar: paths, mailboxes and ESMTP parameters (RFC 5321 4.1.2, RFC 6531 3.3).
 import { isIP } from 'node:net';
+import { domainToASCII } from 'node:url';
 import { normalizeDomain } from '../config/domains.js';
 
 export interface Path {
@@ -141,4 +142,9 @@ export function parseParams(s: string): Map<string, string | undefined> {
 /** Whether an address needs SMTPUTF8. */
 export function needsUTF8(p: Path): boolean {
   return /[^\x00-\x7f]/.test(p.localpart + p.domain);
+}
+
+/** Domain in ASCII (A-label) form for DNS and other servers; address literals unchanged. */
+export function asciiDomain(domain: string): string {
+  return domain.startsWith('[') ? domain : domainToASCII(domain) || domain;
 }

@@ -5,14 +5,21 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { Conn, ConnClosed, ReadTimeout } from '../proto/conn.js';
 import { readData } from '../smtp/data.js';
-import { SyntaxError as AddrSyntaxError, parseHelo, parsePathParams, pathString, needsUTF8, type Path } from '../smtp/address.js';
-import { receivedHeader, plainIP } from '../smtp/received.js';
+import { parseHelo, parsePathParams, pathString, needsUTF8, asciiDomain, quoteLocalpart, type Path } from '../smtp/address.js';
+import { receivedHeader, plainIP, formatDate } from '../smtp/received.js';
 import { injectedError, injectedStage, injectedTimeoutMs, type Injected } from './localserve.js';
+import { analyze, iprev, spfCheck, type Analysis } from './analyze.js';
+import { prepareSubmission, SubmitError, type Submitted } from './submit.js';
+import { chooseMailbox } from './rules.js';
 import { isLoopback, newCid, ShuttingDown, type App } from '../server/app.js';
 import type { CertStore } from '../tls/certs.js';
 import type { AuthConn } from '../server/auth.js';
-import type { MsgFile } from '../store/tempfile.js';
+import type { MsgFile, TempFile } from '../store/tempfile.js';
+import type { Destination } from '../config/domains.js';
+import { shiftPart } from '../store/account.js';
 import { parseMessage } from '../message/part.js';
+import type { IprevResult } from '../dmarc/authres.js';
+import type { VerifyResult as SPFVerify } from '../spf/evaluate.js';
 import { Log } from '../log/log.js';
 
 export type Kind = 'smtp' | 'submission' | 'submissions';
@@ -33,14 +40,35 @@ export interface ListenerOptions {
 const maxLine = 1000; // RFC 5321 4.5.3.1.4, including CRLF
 const cmdTimeout = 5 * 60_000; // RFC 5321 4.5.3.2.7
 const dataTimeout = 10 * 60_000;
-const maxRecipients = 1000; // announced with LIMITS RCPTMAX
+const maxRecipients = 1000; // announced with LIMITS RCPTMAX (RFC 9422)
 const maxErrors = 10;
+const maxHoldSeconds = 60 * 86400; // FUTURERELEASE maximum, as announced (RFC 4865 3)
 
 interface Recipient {
   path: Path;
-  account: string;
-  mailbox: string;
+  /** Local delivery: account and destination. */
+  account?: string;
+  destination?: Destination;
+  /** DSN (RFC 3461 4.1, 4.2). */
+  notify?: string;
+  orcpt?: string;
   injected?: Injected;
+}
+
+interface Transaction {
+  from: Path | null;
+  utf8: boolean;
+  body: '7BIT' | '8BITMIME' | 'BINARYMIME';
+  requireTLS: boolean;
+  ret?: string;
+  envid?: string;
+  /** FUTURERELEASE: release time, and the request as given. */
+  holdUntil?: number;
+  futureRelease?: string;
+  rcpts: Recipient[];
+  spf?: Promise<SPFVerify>;
+  /** BDAT chunks so far (RFC 3030). */
+  chunks?: { file: TempFile; size: number; tooLarge: boolean };
 }
 
 class Reply extends Error {
@@ -56,6 +84,12 @@ class Reply extends Error {
 
 const log = Log.pkg('smtpserver');
 
+/** xtext decoding (RFC 3461 4): "+" followed by two hex digits. */
+function xtextDecode(s: string): string {
+  return s.replace(/\+([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+}
+const xtextValid = (s: string) => /^([\x21-\x2a\x2c-\x3c\x3e-\x7e]|\+[0-9A-F]{2})*$/.test(s);
+
 export class Session {
   readonly cid = newCid();
   private readonly conn: Conn;
@@ -67,13 +101,12 @@ export class Session {
   private ehlo = false;
   private account?: string;
   private authUser?: string;
-  private mailFrom?: Path | null;
-  private mailUTF8 = false;
-  private rcpts: Recipient[] = [];
+  private tx?: Transaction;
   private errors = 0;
   private quit = false;
   private stopping = false;
   private awaitingCommand = false;
+  private iprev?: Promise<IprevResult>;
 
   constructor(
     private readonly app: App,
@@ -107,6 +140,7 @@ export class Session {
     this.log.info('new connection', { local: this.localIP });
     this.app.sessions.add(this);
     try {
+      if (!this.submission) this.iprev = iprev(this.app.resolver, this.remoteIP);
       this.write(220, undefined, `${this.opts.hostname} ESMTP Postern`);
       while (!this.quit) {
         if (this.stopping) throw new ShuttingDown();
@@ -132,6 +166,7 @@ export class Session {
       }
     } finally {
       this.app.sessions.delete(this);
+      await this.tx?.chunks?.file.discard();
       this.conn.close();
       this.log.info('connection closed', { read: this.conn.bytesRead, written: this.conn.bytesWritten });
     }
@@ -148,10 +183,15 @@ export class Session {
     const arg = sp < 0 ? '' : line.slice(sp + 1);
     this.log.trace('command', verb === 'AUTH' ? { verb } : { line });
     try {
+      // RFC 3030 2: a transaction with BDAT cannot continue with other commands but BDAT/RSET/QUIT.
+      if (this.tx?.chunks && !['BDAT', 'RSET', 'QUIT', 'NOOP'].includes(verb)) {
+        await this.resetTx();
+        throw new Reply(503, '5.5.1', 'BDAT transaction aborted by other command');
+      }
       switch (verb) {
         case 'EHLO':
         case 'HELO':
-          return this.cmdHello(verb === 'EHLO', arg);
+          return await this.cmdHello(verb === 'EHLO', arg);
         case 'STARTTLS':
           return await this.cmdStartTLS(arg);
         case 'AUTH':
@@ -162,8 +202,10 @@ export class Session {
           return await this.cmdRcpt(arg);
         case 'DATA':
           return await this.cmdData(arg);
+        case 'BDAT':
+          return await this.cmdBdat(arg);
         case 'RSET':
-          this.reset();
+          await this.resetTx();
           return this.write(250, '2.0.0', 'ok');
         case 'NOOP':
           return this.write(250, '2.0.0', 'ok');
@@ -186,10 +228,9 @@ export class Session {
     }
   }
 
-  private reset(): void {
-    this.mailFrom = undefined;
-    this.mailUTF8 = false;
-    this.rcpts = [];
+  private async resetTx(): Promise<void> {
+    await this.tx?.chunks?.file.discard();
+    this.tx = undefined;
   }
 
   private tlsAvailable(): boolean {
@@ -201,7 +242,11 @@ export class Session {
     return this.tls !== undefined || !!this.opts.noRequireTLS || (this.app.localserve && isLoopback(this.remoteIP));
   }
 
-  private cmdHello(ehlo: boolean, arg: string): void {
+  private authConn(): AuthConn {
+    return { protocol: 'smtp', remoteIP: this.remoteIP, tls: this.tls, cid: this.cid, plainAllowed: this.authAllowed() };
+  }
+
+  private async cmdHello(ehlo: boolean, arg: string): Promise<void> {
     const a = arg.trim();
     if (a === '') throw new Reply(501, '5.5.4', 'missing domain');
     try {
@@ -212,15 +257,19 @@ export class Session {
       this.helo = a.split(' ')[0]!;
     }
     this.ehlo = ehlo;
-    this.reset();
+    await this.resetTx();
     if (!ehlo) return this.write(250, undefined, this.opts.hostname);
     const ext = ['PIPELINING', `SIZE ${this.opts.maxMessageSize}`];
     if (!this.tls && this.tlsAvailable()) ext.push('STARTTLS');
-    if (this.submission && this.authAllowed()) {
-      const conn: AuthConn = { protocol: 'smtp', remoteIP: this.remoteIP, tls: this.tls, cid: this.cid, plainAllowed: this.authAllowed() };
-      ext.push(`AUTH ${this.app.auth.mechanisms(conn).join(' ')}`);
+    // RFC 8689 4: REQUIRETLS is only offered over TLS.
+    if (this.tls) ext.push('REQUIRETLS');
+    if (this.submission && this.authAllowed()) ext.push(`AUTH ${this.app.auth.mechanisms(this.authConn()).join(' ')}`);
+    if (this.submission) {
+      // RFC 4865 3: maximum interval in seconds and latest date-time.
+      const max = new Date(this.app.clock.now() + maxHoldSeconds * 1000).toISOString().replace(/\.\d+Z$/, 'Z');
+      ext.push(`FUTURERELEASE ${maxHoldSeconds} ${max}`);
     }
-    ext.push('ENHANCEDSTATUSCODES', '8BITMIME', `LIMITS RCPTMAX=${maxRecipients}`, 'SMTPUTF8');
+    ext.push('ENHANCEDSTATUSCODES', '8BITMIME', 'BINARYMIME', 'CHUNKING', 'DSN', `LIMITS RCPTMAX=${maxRecipients}`, 'SMTPUTF8');
     const lines = [`${this.opts.hostname} greets ${this.helo}`, ...ext];
     lines.forEach((l, i) => this.conn.write(`250${i === lines.length - 1 ? ' ' : '-'}${l}\r\n`));
   }
@@ -240,25 +289,25 @@ export class Session {
     // RFC 3207 4.2: forget everything learned before TLS.
     this.helo = undefined;
     this.ehlo = false;
-    this.reset();
+    await this.resetTx();
   }
 
   private async cmdAuth(arg: string): Promise<void> {
     if (!this.submission) throw new Reply(503, '5.5.1', 'authentication not available on this port');
     if (!this.helo) throw new Reply(503, '5.5.1', 'say EHLO first');
     if (this.account) throw new Reply(503, '5.5.1', 'already authenticated');
-    if (this.mailFrom !== undefined) throw new Reply(503, '5.5.1', 'not during a mail transaction');
+    if (this.tx) throw new Reply(503, '5.5.1', 'not during a mail transaction');
     // RFC 4954 4 and 6: encryption required for plain-text mechanisms.
     if (!this.authAllowed()) throw new Reply(538, '5.7.11', 'encryption required for authentication');
     const [mechName = '', initial] = arg.split(' ');
-    const conn: AuthConn = { protocol: 'smtp', remoteIP: this.remoteIP, tls: this.tls, cid: this.cid, plainAllowed: this.authAllowed() };
+    const conn = this.authConn();
     if (!this.app.auth.allowed(this.remoteIP)) {
       throw new Reply(454, '4.7.0', 'too many authentication failures from your network, try again later');
     }
-    const mech = this.app.auth.mechanisms(conn).includes(mechName.toUpperCase()) ? this.app.auth.mechanism(mechName.toUpperCase(), conn) : undefined;
+    const name = mechName.toUpperCase();
+    const mech = this.app.auth.mechanisms(conn).includes(name) ? this.app.auth.mechanism(name, conn) : undefined;
     if (!mech) throw new Reply(504, '5.5.4', 'unrecognized authentication mechanism');
     let data: Buffer | undefined = initial === undefined ? undefined : initial === '=' ? Buffer.alloc(0) : decodeB64(initial);
-    let username = '';
     for (;;) {
       const r = await mech.step(data);
       if (r.type === 'challenge') {
@@ -279,8 +328,7 @@ export class Session {
         return this.write(235, '2.7.0', 'authentication successful');
       }
       if (r.reason === 'malformed') throw new Reply(501, '5.5.2', r.message);
-      username = username || r.message;
-      this.app.auth.fail(conn, username, mech.name, r.message);
+      this.app.auth.fail(conn, '', mech.name, r.message);
       const delay = this.app.auth.failureDelay(this.remoteIP);
       if (delay) await new Promise((res) => setTimeout(res, delay));
       throw new Reply(535, '5.7.8', 'authentication credentials invalid');
@@ -296,13 +344,15 @@ export class Session {
     return decodeB64(s);
   }
 
+  private loopbackLocalserve(): boolean {
+    return this.app.localserve && isLoopback(this.remoteIP);
+  }
+
   private async cmdMail(arg: string): Promise<void> {
     if (!this.helo) throw new Reply(503, '5.5.1', 'say EHLO or HELO first');
-    if (this.mailFrom !== undefined) throw new Reply(503, '5.5.1', 'already in a mail transaction');
+    if (this.tx) throw new Reply(503, '5.5.1', 'already in a mail transaction');
     if (this.submission && !this.account) throw new Reply(530, '5.7.0', 'authentication required');
-    if (this.submission && !this.tls && !this.opts.noRequireTLS && !(this.app.localserve && isLoopback(this.remoteIP))) {
-      throw new Reply(530, '5.7.0', 'TLS required');
-    }
+    if (this.submission && !this.tls && !this.opts.noRequireTLS && !this.loopbackLocalserve()) throw new Reply(530, '5.7.0', 'TLS required');
     if (!this.submission && this.opts.requireSTARTTLS && !this.tls) throw new Reply(530, '5.7.0', 'STARTTLS required');
     if (!/^from:/i.test(arg)) throw new Reply(501, '5.5.4', 'expected MAIL FROM:<address>');
     let parsed: ReturnType<typeof parsePathParams>;
@@ -312,31 +362,68 @@ export class Session {
       throw new Reply(501, '5.1.7', `bad sender address: ${(e as Error).message}`);
     }
     const { path, params } = parsed;
-    let utf8 = false;
+    const tx: Transaction = { from: path, utf8: false, body: '7BIT', requireTLS: false, rcpts: [] };
     for (const [k, v] of params) {
       switch (k) {
-        case 'SIZE': {
+        case 'SIZE':
           // RFC 1870 6.
           if (v === undefined || !/^\d{1,20}$/.test(v)) throw new Reply(501, '5.5.4', 'bad SIZE parameter');
           if (Number(v) > this.opts.maxMessageSize) throw new Reply(552, '5.3.4', 'message too large');
           break;
-        }
-        case 'BODY':
-          // RFC 6152 2.
-          if (v === undefined || !['7BIT', '8BITMIME'].includes(v.toUpperCase())) throw new Reply(501, '5.5.4', 'unsupported BODY value');
+        case 'BODY': {
+          // RFC 6152 2, RFC 3030 3.
+          const b = v?.toUpperCase();
+          if (b !== '7BIT' && b !== '8BITMIME' && b !== 'BINARYMIME') throw new Reply(501, '5.5.4', 'unsupported BODY value');
+          tx.body = b;
           break;
+        }
         case 'SMTPUTF8':
           if (v !== undefined) throw new Reply(501, '5.5.4', 'SMTPUTF8 takes no value');
-          utf8 = true;
+          tx.utf8 = true;
           break;
         case 'AUTH':
           // RFC 4954 5: accepted and ignored.
           break;
+        case 'RET':
+          // RFC 3461 4.3.
+          if (v?.toUpperCase() !== 'FULL' && v?.toUpperCase() !== 'HDRS') throw new Reply(501, '5.5.4', 'RET must be FULL or HDRS');
+          tx.ret = v.toUpperCase();
+          break;
+        case 'ENVID':
+          // RFC 3461 4.4: xtext, at most 100 characters.
+          if (v === undefined || v.length > 100 || !xtextValid(v)) throw new Reply(501, '5.5.4', 'bad ENVID');
+          tx.envid = xtextDecode(v);
+          break;
+        case 'REQUIRETLS':
+          // RFC 8689 4.1: only over TLS.
+          if (v !== undefined) throw new Reply(501, '5.5.4', 'REQUIRETLS takes no value');
+          if (!this.tls) throw new Reply(530, '5.7.10', 'REQUIRETLS needs a TLS connection');
+          tx.requireTLS = true;
+          break;
+        case 'HOLDFOR':
+        case 'HOLDUNTIL': {
+          // RFC 4865 3: submission only, one of the two, within the announced maximum.
+          if (!this.submission) throw new Reply(555, '5.5.4', `${k} only on submission`);
+          if (tx.holdUntil !== undefined) throw new Reply(501, '5.5.4', 'only one of HOLDFOR and HOLDUNTIL');
+          const now = this.app.clock.now();
+          let until: number;
+          if (k === 'HOLDFOR') {
+            if (v === undefined || !/^\d{1,10}$/.test(v)) throw new Reply(501, '5.5.4', 'bad HOLDFOR value');
+            until = now + Number(v) * 1000;
+          } else {
+            until = v === undefined ? NaN : Date.parse(v);
+            if (!/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/i.test(v ?? '') || Number.isNaN(until)) throw new Reply(501, '5.5.4', 'bad HOLDUNTIL value');
+          }
+          if (until - now > maxHoldSeconds * 1000) throw new Reply(554, '5.5.4', 'release time too far in the future');
+          tx.holdUntil = Math.max(until, now);
+          tx.futureRelease = `${k}=${v}`;
+          break;
+        }
         default:
           throw new Reply(555, '5.5.4', `unrecognized parameter ${k}`);
       }
     }
-    if (path && needsUTF8(path) && !utf8) throw new Reply(553, '5.6.7', 'non-ASCII address requires SMTPUTF8');
+    if (path && needsUTF8(path) && !tx.utf8) throw new Reply(553, '5.6.7', 'non-ASCII address requires SMTPUTF8');
     if (this.app.localserve && path && injectedStage(path.localpart) === 'mailfrom') {
       const inj = injectedError(path.localpart);
       if (inj === 'timeout') return this.hang();
@@ -346,15 +433,19 @@ export class Session {
       const r = this.app.config.addresses.lookup(pathString(path));
       if (!r || r.account !== this.account) throw new Reply(550, '5.7.1', 'sender address not of the authenticated account');
     }
-    this.mailFrom = path;
-    this.mailUTF8 = utf8;
+    if (!this.submission) {
+      tx.spf = spfCheck(this.app.resolver, this.remoteIP, path ? `${quoteLocalpart(path.localpart)}@${asciiDomain(path.domain)}` : '', this.helo.replace(/^\[|\]$/g, ''), this.opts.hostname);
+      tx.spf.catch(() => {});
+    }
+    this.tx = tx;
     this.write(250, '2.1.0', 'ok');
   }
 
   private async cmdRcpt(arg: string): Promise<void> {
-    if (this.mailFrom === undefined) throw new Reply(503, '5.5.1', 'need MAIL first');
+    const tx = this.tx;
+    if (!tx) throw new Reply(503, '5.5.1', 'need MAIL first');
     if (!/^to:/i.test(arg)) throw new Reply(501, '5.5.4', 'expected RCPT TO:<address>');
-    if (this.rcpts.length >= maxRecipients) throw new Reply(452, '4.5.3', `too many recipients, at most ${maxRecipients}`);
+    if (tx.rcpts.length >= maxRecipients) throw new Reply(452, '4.5.3', `too many recipients, at most ${maxRecipients}`);
     let parsed: ReturnType<typeof parsePathParams>;
     try {
       parsed = parsePathParams(arg.slice(3).trimStart(), { utf8: true, allowNull: false, pedantic: this.app.config.static_.Pedantic });
@@ -362,8 +453,22 @@ export class Session {
       throw new Reply(501, '5.1.3', `bad recipient address: ${(e as Error).message}`);
     }
     const path = parsed.path!;
-    for (const k of parsed.params.keys()) throw new Reply(555, '5.5.4', `unrecognized parameter ${k}`);
-    if (needsUTF8(path) && !this.mailUTF8) throw new Reply(553, '5.6.7', 'non-ASCII address requires SMTPUTF8');
+    const rcpt: Recipient = { path };
+    for (const [k, v] of parsed.params) {
+      if (k === 'NOTIFY') {
+        // RFC 3461 4.1: NEVER alone, or a list of SUCCESS, FAILURE, DELAY.
+        const list = (v ?? '').toUpperCase().split(',');
+        const ok = list.length > 0 && (list.join() === 'NEVER' || list.every((x) => ['SUCCESS', 'FAILURE', 'DELAY'].includes(x)));
+        if (!ok || new Set(list).size !== list.length) throw new Reply(501, '5.5.4', 'bad NOTIFY parameter');
+        rcpt.notify = list.join(',');
+      } else if (k === 'ORCPT') {
+        // RFC 3461 4.2: addr-type ";" xtext.
+        const m = /^([A-Za-z0-9-]+);(.+)$/.exec(v ?? '');
+        if (!m || !xtextValid(m[2]!) || (v ?? '').length > 500) throw new Reply(501, '5.5.4', 'bad ORCPT parameter');
+        rcpt.orcpt = `${m[1]};${xtextDecode(m[2]!)}`;
+      } else throw new Reply(555, '5.5.4', `unrecognized parameter ${k}`);
+    }
+    if (needsUTF8(path) && !tx.utf8) throw new Reply(553, '5.6.7', 'non-ASCII address requires SMTPUTF8');
     const addr = pathString(path);
     if (this.app.localserve) {
       const stage = injectedStage(path.localpart);
@@ -373,22 +478,23 @@ export class Session {
         if (inj) throw new Reply(inj.code, inj.ecode, inj.text);
       }
       const r = this.app.config.addresses.lookup(addr);
-      const account = r?.account ?? this.localserveAccount();
-      this.rcpts.push({ path, account, mailbox: r?.destination.Mailbox ?? 'Inbox', injected: stage === 'data' ? injectedError(path.localpart) : undefined });
+      rcpt.account = r?.account ?? Object.keys(this.app.config.domains.Accounts)[0] ?? 'postern';
+      rcpt.destination = r?.destination ?? { Mailbox: 'Inbox', Rulesets: [] };
+      rcpt.injected = stage === 'data' ? injectedError(path.localpart) : undefined;
+      tx.rcpts.push(rcpt);
       return this.write(250, '2.1.5', 'ok');
     }
     const r = this.app.config.addresses.lookup(addr);
     if (r) {
-      this.rcpts.push({ path, account: r.account, mailbox: r.destination.Mailbox });
-      return this.write(250, '2.1.5', 'ok');
+      rcpt.account = r.account;
+      rcpt.destination = r.destination;
+    } else if (this.app.config.addresses.isLocalDomain(path.domain)) {
+      throw new Reply(550, '5.1.1', 'no such user');
+    } else if (!this.submission) {
+      throw new Reply(550, '5.7.1', 'relaying not permitted');
     }
-    if (this.app.config.addresses.isLocalDomain(path.domain)) throw new Reply(550, '5.1.1', 'no such user');
-    if (this.submission) throw new Reply(451, '4.3.0', 'delivery to remote domains is not available yet');
-    throw new Reply(550, '5.7.1', 'relaying not permitted');
-  }
-
-  private localserveAccount(): string {
-    return Object.keys(this.app.config.domains.Accounts)[0] ?? 'postern';
+    tx.rcpts.push(rcpt);
+    this.write(250, '2.1.5', 'ok');
   }
 
   /** Keeps the client waiting without reply, for localserve's "timeout" localparts, until it gives up. */
@@ -403,13 +509,20 @@ export class Session {
     throw new Reply(421, '4.4.2', 'timeout', true);
   }
 
+  private checkDataAllowed(): Transaction {
+    const tx = this.tx;
+    if (!tx) throw new Reply(503, '5.5.1', 'need MAIL first');
+    if (tx.rcpts.length === 0) throw new Reply(503, '5.5.1', 'need RCPT first');
+    return tx;
+  }
+
   private async cmdData(arg: string): Promise<void> {
     if (arg !== '') throw new Reply(501, '5.5.4', 'no parameters allowed');
-    if (this.mailFrom === undefined) throw new Reply(503, '5.5.1', 'need MAIL first');
-    if (this.rcpts.length === 0) throw new Reply(503, '5.5.1', 'need RCPT first');
+    const tx = this.checkDataAllowed();
+    // RFC 3030 3: BINARYMIME messages must be sent with BDAT.
+    if (tx.body === 'BINARYMIME') throw new Reply(503, '5.5.1', 'BODY=BINARYMIME requires BDAT');
     this.write(354, undefined, 'go ahead, end with <CRLF>.<CRLF>');
     const tmp = await this.app.store.tempFile();
-    let file: MsgFile | undefined;
     try {
       const r = await readData(this.conn, (b) => tmp.write(b), this.opts.maxMessageSize, dataTimeout);
       if (r.smuggling) {
@@ -417,55 +530,215 @@ export class Session {
         throw new Reply(500, '5.5.2', `bad line ending in message (${r.smuggling}), possible SMTP smuggling attempt`);
       }
       if (r.tooLarge) throw new Reply(552, '5.3.4', 'message too large');
-      file = await tmp.finish();
-      await this.deliver(file);
+      await this.finishMessage(tx, await tmp.finish());
     } finally {
       await tmp.discard();
-      this.reset();
+      this.tx = undefined;
     }
   }
 
-  private async deliver(file: MsgFile): Promise<void> {
-    const injected = this.rcpts.find((r) => r.injected)?.injected;
+  /** BDAT size [LAST] (RFC 3030 2): the chunk's octets follow the command line as is. */
+  private async cmdBdat(arg: string): Promise<void> {
+    const m = /^(\d{1,15})( +LAST)? *$/i.exec(arg);
+    if (!m) {
+      // The chunk size is unknown, so the stream cannot be resynchronized.
+      throw new Reply(501, '5.5.4', 'bad BDAT syntax, closing connection', true);
+    }
+    const size = Number(m[1]);
+    const last = m[2] !== undefined;
+    let tx: Transaction | undefined;
+    try {
+      tx = this.checkDataAllowed();
+    } catch (e) {
+      // The chunk's data must still be read and dropped (RFC 3030 2).
+      await this.skip(size);
+      throw e;
+    }
+    tx.chunks ??= { file: await this.app.store.tempFile(), size: 0, tooLarge: false };
+    const c = tx.chunks;
+    let left = size;
+    while (left > 0) {
+      const b = await this.conn.readChunk(dataTimeout);
+      const take = b.subarray(0, left);
+      if (b.length > left) this.conn.unread(b.subarray(left));
+      left -= take.length;
+      c.size += take.length;
+      if (c.size > this.opts.maxMessageSize) c.tooLarge = true;
+      else c.file.write(take);
+    }
+    if (!last) {
+      await c.file.drain();
+      return this.write(250, '2.0.0', `${size} octets received`);
+    }
+    try {
+      if (c.tooLarge) throw new Reply(552, '5.3.4', 'message too large');
+      const file = await c.file.finish();
+      if (tx.body !== 'BINARYMIME') {
+        // Same line-ending rules as DATA: no bare CR, which other servers may take as line end.
+        const data = await fsp.readFile(file.path);
+        const i = data.findIndex((b, j) => b === 13 && data[j + 1] !== 10);
+        if (i >= 0) throw new Reply(500, '5.5.2', 'bare carriage return in message, possible SMTP smuggling attempt');
+      }
+      await this.finishMessage(tx, file);
+    } finally {
+      await c.file.discard();
+      this.tx = undefined;
+    }
+  }
+
+  private async skip(n: number): Promise<void> {
+    while (n > 0) {
+      const b = await this.conn.readChunk(dataTimeout);
+      if (b.length > n) this.conn.unread(b.subarray(n));
+      n -= Math.min(n, b.length);
+    }
+  }
+
+  private protocolName(tx: Transaction): string {
+    // RFC 3848 and RFC 6531 3.7.4 protocol names.
+    if (!this.ehlo) return 'SMTP';
+    return `${tx.utf8 ? 'UTF8SMTP' : 'ESMTP'}${this.tls ? 'S' : ''}${this.account ? 'A' : ''}`;
+  }
+
+  private received(tx: Transaction, id: string, recipient: string | undefined): string {
+    return receivedHeader({
+      helo: this.helo!,
+      remoteIP: this.remoteIP,
+      hostname: this.opts.hostname,
+      localIP: this.localIP,
+      with: this.protocolName(tx),
+      id,
+      recipient,
+      tlsCipher: this.tls?.getCipher().standardName,
+      tlsVersion: this.tls?.getProtocol() ?? undefined,
+      date: new Date(this.app.clock.now()),
+    });
+  }
+
+  /** Processes a complete message: checks, then local delivery and queueing, then the reply. */
+  private async finishMessage(tx: Transaction, file: MsgFile): Promise<void> {
+    const injected = tx.rcpts.find((r) => r.injected)?.injected;
     if (injected === 'timeout') return this.hang();
     if (injected) throw new Reply(injected.code, injected.ecode, injected.text);
-    const id = `${this.cid.toString(36)}-${Date.now().toString(36)}`;
-    // RFC 3848 and RFC 6531 3.7.4 protocol names.
-    const withProto = !this.ehlo ? 'SMTP' : `${this.mailUTF8 ? 'UTF8SMTP' : 'ESMTP'}${this.tls ? 'S' : ''}${this.account ? 'A' : ''}`;
-    const cipher = this.tls?.getCipher();
-    const part = parseMessage(await fsp.readFile(file.path));
-    // One delivery per account and mailbox, even if several addresses lead there.
-    const targets = new Map<string, Recipient[]>();
-    for (const r of this.rcpts) {
-      const k = `${r.account}\0${r.mailbox}`;
-      targets.set(k, [...(targets.get(k) ?? []), r]);
+    if (!this.submission && !this.loopbackLocalserve() && !this.app.limits.deliveries.canAdd(this.remoteIP)) {
+      throw new Reply(451, '4.7.0', 'too many messages from your network, try again later');
     }
-    await Promise.all(
-      [...targets.values()].map((rs) => {
-        const first = rs[0]!;
-        const received = receivedHeader({
-          helo: this.helo!,
-          remoteIP: this.remoteIP,
-          hostname: this.opts.hostname,
-          localIP: this.localIP,
-          with: withProto,
-          id,
-          recipient: rs.length === 1 && this.rcpts.length === 1 ? pathString(first.path) : undefined,
-          tlsCipher: cipher?.standardName,
-          tlsVersion: this.tls?.getProtocol() ?? undefined,
-          date: new Date(this.app.clock.now()),
+    const id = `${this.cid.toString(36)}-${this.app.clock.now().toString(36)}`;
+    const msg = await fsp.readFile(file.path);
+    const mailFrom = tx.from ? pathString(tx.from) : '';
+    if (this.submission) await this.submit(tx, file, msg, id, mailFrom);
+    else await this.incoming(tx, file, msg, id, mailFrom);
+    if (!this.submission) this.app.limits.deliveries.add(this.remoteIP);
+    this.write(250, '2.0.0', `ok, id ${id}`);
+  }
+
+  private async incoming(tx: Transaction, file: MsgFile, msg: Buffer, id: string, mailFrom: string): Promise<void> {
+    const a = await analyze({
+      resolver: this.app.resolver,
+      hostname: this.opts.hostname,
+      remoteIP: this.remoteIP,
+      helo: this.helo!,
+      mailFrom,
+      msg,
+      spf: tx.spf!,
+      iprev: this.iprev!,
+      now: new Date(this.app.clock.now()),
+    });
+    const logAuth = { spf: a.spf.result.result, dkim: a.dkim.map((d) => `${d.status}:${d.domain}`), dmarc: `${a.dmarc.status}:${a.dmarc.domain}`, iprev: a.iprev.result };
+    this.log.info('message authentication', logAuth);
+    // RFC 7489 6.6.3: honour the sender domain's reject policy, unless configured otherwise.
+    let junkAll = false;
+    if (a.dmarcAction === 'reject' && !this.app.localserve) {
+      const accepting = tx.rcpts.filter((r) => this.app.config.domains.Domains[r.path.domain]?.AcceptDMARCRejects);
+      if (accepting.length === 0) {
+        this.log.info('message rejected by dmarc policy', { domain: a.dmarc.domain });
+        throw new Reply(550, '5.7.1', `DMARC policy of ${a.dmarc.domain} says to reject this message: ${a.dmarc.reason ?? 'no aligned SPF or DKIM pass'}`);
+      }
+      tx.rcpts = accepting;
+      junkAll = true;
+    }
+    await this.deliverLocal(tx, file, msg, id, mailFrom, Buffer.from(a.headers), a, junkAll);
+  }
+
+  private async submit(tx: Transaction, file: MsgFile, msg: Buffer, id: string, mailFrom: string): Promise<void> {
+    let sub: Submitted;
+    try {
+      // localserve accepts any From, for testing software that sends as anyone.
+      sub = await prepareSubmission(this.app.config, this.account!, msg, new Date(this.app.clock.now()), !this.app.localserve);
+    } catch (e) {
+      if (e instanceof SubmitError) throw new Reply(550, '5.7.1', e.message);
+      throw e;
+    }
+    const local = tx.rcpts.filter((r) => r.account);
+    const remote = tx.rcpts.filter((r) => !r.account);
+    if (remote.length) {
+      // Identical for all recipients, so the queue can send one copy per destination host.
+      const prefix = Buffer.concat([Buffer.from(this.received(tx, id, remote.length === 1 ? pathString(remote[0]!.path) : undefined)), sub.prefix]);
+      this.app.queue.enqueue(file, {
+        account: this.account!,
+        sender: mailFrom,
+        recipients: remote.map((r) => ({ address: pathString(r.path), domain: asciiDomain(r.path.domain), notify: r.notify, orcpt: r.orcpt })),
+        prefix,
+        has8bit: tx.body !== '7BIT' || msg.some((b) => b > 127),
+        smtputf8: tx.utf8,
+        requireTLS: tx.requireTLS ? true : /^TLS-Required:\s*No\s*$/im.test(sub.header.get('tls-required')?.raw.toString('latin1') ?? '') ? false : null,
+        dsnRet: tx.ret,
+        dsnEnvid: tx.envid,
+        futureRelease: tx.futureRelease,
+        nextAttempt: tx.holdUntil ?? this.app.clock.now(),
+        messageId: sub.messageId,
+        subject: sub.subject,
+      });
+      this.log.info('queued', { from: mailFrom, rcpts: remote.map((r) => pathString(r.path)), hold: tx.holdUntil ? formatDate(new Date(tx.holdUntil)) : undefined });
+    }
+    if (local.length) await this.deliverLocal({ ...tx, rcpts: local }, file, msg, id, mailFrom, sub.prefix);
+  }
+
+  /** Delivers to local accounts: one copy per account and mailbox, whatever the number of addresses. */
+  private async deliverLocal(tx: Transaction, file: MsgFile, msg: Buffer, id: string, mailFrom: string, extra: Buffer, a?: Analysis, junkAll = false): Promise<void> {
+    const header = a?.header;
+    const base = parseMessage(Buffer.concat([extra, msg]));
+    const targets = new Map<string, { account: string; mailbox: string; rcpts: Recipient[] }>();
+    for (const r of tx.rcpts) {
+      let mailbox = r.destination!.Mailbox;
+      if (header && a) mailbox = chooseMailbox(r.destination!, { mailFrom, header, verifiedDomains: a.verifiedDomains });
+      if (junkAll) mailbox = 'Junk';
+      const k = `${r.account}\0${mailbox}`;
+      const t = targets.get(k) ?? { account: r.account!, mailbox, rcpts: [] };
+      t.rcpts.push(r);
+      targets.set(k, t);
+    }
+    const results = await Promise.all(
+      [...targets.values()].map(async (t) => {
+        let mailbox = t.mailbox;
+        if (a && this.app.hooks.incoming) {
+          const v = await this.app.hooks.incoming({ account: t.account, mailbox, remoteIP: this.remoteIP, mailFrom, msg, analysis: a });
+          if (v.delayMs) await new Promise((res) => setTimeout(res, v.delayMs));
+          if (v.action === 'reject' && !this.app.localserve) return { t, rejected: v.reason ?? 'rejected' };
+          if (v.action === 'junk' && !this.app.localserve) mailbox = 'Junk';
+        }
+        const received = Buffer.from(this.received(tx, id, t.rcpts.length === 1 && tx.rcpts.length === 1 ? pathString(t.rcpts[0]!.path) : undefined));
+        await this.app.store.account(t.account).deliver(file, {
+          mailbox,
+          prefix: Buffer.concat([received, extra]),
+          received: this.app.clock.now(),
+          part: shiftPart(base, received.length),
         });
-        return this.app.store.account(first.account).deliver(file, { mailbox: first.mailbox, prefix: Buffer.from(received), received: this.app.clock.now(), part });
+        return { t, rejected: undefined };
       }),
     );
+    const rejected = results.filter((r) => r.rejected);
+    if (rejected.length === results.length && rejected.length > 0) {
+      // RFC 5321 4.2.5: looks temporary, so a legitimate sender's server tells its user.
+      throw new Reply(451, '4.3.0', `message not accepted: ${rejected[0]!.rejected}`);
+    }
     this.log.info('delivered', {
-      from: this.mailFrom ? pathString(this.mailFrom) : '',
-      rcpts: this.rcpts.map((r) => pathString(r.path)),
+      from: mailFrom,
+      rcpts: tx.rcpts.map((r) => pathString(r.path)),
       size: file.size,
       account: this.account,
       user: this.authUser,
     });
-    this.write(250, '2.0.0', `ok, id ${id}`);
   }
 }
 

@@ -99,7 +99,10 @@ test('submission: wrong password refused, foreign sender refused, own address ac
   assert.equal((await c.cmd('AUTH PLAIN ' + plain('jane@example.test', 'secret-pass'))).code, 235);
   const foreign = await c.cmd('MAIL FROM:<ceo@bank.example>');
   assert.equal(foreign.code, 550);
-  assert.equal(await deliver(c, 'jane@example.test', ['jane.archive@example.test'], 'Subject: to myself'), 250);
+  // The From header must hold the account's addresses too.
+  assert.equal(await deliver(c, 'jane@example.test', ['jane.archive@example.test'], 'From: ceo@bank.example\r\nSubject: forged'), 550);
+  assert.equal(await deliver(c, 'jane@example.test', ['jane.archive@example.test'], 'Subject: no from'), 550);
+  assert.equal(await deliver(c, 'jane@example.test', ['jane.archive@example.test'], 'From: Jane <jane@example.test>\r\nSubject: to myself'), 250);
   c.close();
   assert.ok(srv.output.includes('"authentication failed"'));
   assert.match(srv.output, /"authentication failed".*"remote":"127\.0\.0\.1"|"remote":"127\.0\.0\.1".*"authentication failed"/);
