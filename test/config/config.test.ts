@@ -10,7 +10,7 @@ import { Raw } from '../helpers/raw.js';
 
 const servers: TestServer[] = [];
 after(async () => {
-  for (const s of servers) await s.stop();
+  for (const s of servers) await s.close();
 });
 
 function writeConfig(dir: string, staticText: string, domainsText: string): string {

@@ -10,6 +10,8 @@ import { initLocalserve, localserveConfigFile } from '../../src/server/localserv
 import { selfSigned } from '../../src/tls/selfsigned.js';
 import { deriveCredentials } from '../../src/sasl/credentials.js';
 import { Store } from '../../src/store/store.js';
+import { genEd25519, genRSA, txtRecord } from '../../src/dkim/keys.js';
+import { startDNSServer, type DNSServer } from './dnsserver.js';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const mainTS = path.join(root, 'src/cli/main.ts');
@@ -52,6 +54,10 @@ export function postern(args: string[], opts: { input?: string; env?: NodeJS.Pro
 export class TestServer {
   proc?: ChildProcess;
   output = '';
+  /** The DNS server the Postern process resolves with; tests add records to it. */
+  dns!: DNSServer;
+  /** DKIM TXT records of example.test's selectors, when started with dkim. */
+  dkim: Record<string, string> = {};
 
   constructor(
     readonly dir: string,
@@ -88,6 +94,12 @@ export class TestServer {
     const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
     p.kill('SIGTERM');
     return exited;
+  }
+
+  /** Stops the server and its DNS server. */
+  async close(): Promise<void> {
+    await this.stop();
+    await this.dns?.close();
   }
 
   /** Kills without any chance to clean up. */
@@ -128,24 +140,37 @@ async function allocPorts(): Promise<Ports> {
   return { smtp: smtp!, submission: submission!, submissions: submissions!, imap: imap!, imaps: imaps! };
 }
 
-/** A localserve instance on free ports on 127.0.0.1. */
+/** A localserve instance on free ports on 127.0.0.1, resolving with an empty test DNS server. */
 export async function startLocalserve(): Promise<TestServer> {
   const dir = tempDir();
   await initLocalserve(dir, ['127.0.0.1']);
   const ports = await allocPorts();
   const configFile = localserveConfigFile(dir);
   await setPorts(configFile, ports);
+  const dns = await startDNSServer();
+  fs.appendFileSync(configFile, `Resolver: "${dns.address}"\n`);
   const s = new TestServer(dir, configFile, ports, fs.readFileSync(path.join(dir, 'config', 'localhost.crt'), 'utf8'), ['localserve', '--dir', dir]);
+  s.dns = dns;
   await s.start();
   return s;
+}
+
+export interface ServeOptions {
+  /** DKIM signing for example.test with an Ed25519 selector "ed" and an RSA selector "rsa". */
+  dkim?: boolean;
+  /** Extra YAML for domains.conf, appended under Domains (indented by 2). */
+  domains?: string;
+  /** Extra YAML appended to postern.conf. */
+  staticExtra?: string;
 }
 
 /**
  * A regular server ("serve") for domain example.test with account "jane" (jane@example.test,
  * password "secret-pass"), TLS with a self-signed certificate for localhost.
  */
-export async function startServe(): Promise<TestServer> {
+export async function startServe(opts: ServeOptions = {}): Promise<TestServer> {
   const dir = tempDir();
+  const dns = await startDNSServer();
   const ports = await allocPorts();
   const cdir = path.join(dir, 'config');
   fs.mkdirSync(cdir);
@@ -166,14 +191,27 @@ Listeners:
       KeyCerts:
         - CertFile: tls.crt
           KeyFile: tls.key
-${svc('SMTP', ports.smtp)}${svc('Submission', ports.submission)}${svc('Submissions', ports.submissions)}${svc('IMAP', ports.imap)}${svc('IMAPS', ports.imaps)}`,
+${svc('SMTP', ports.smtp)}${svc('Submission', ports.submission)}${svc('Submissions', ports.submissions)}${svc('IMAP', ports.imap)}${svc('IMAPS', ports.imaps)}Resolver: "${dns.address}"
+${opts.staticExtra ?? ''}`,
   );
+  const dkimTXT: Record<string, string> = {};
+  let dkimConf = '';
+  if (opts.dkim) {
+    fs.mkdirSync(path.join(cdir, 'dkim'));
+    const keys = { ed: await genEd25519(), rsa: await genRSA(2048) };
+    for (const [sel, pem] of Object.entries(keys)) {
+      fs.writeFileSync(path.join(cdir, 'dkim', `${sel}.pem`), pem);
+      dkimTXT[sel] = txtRecord(pem);
+    }
+    dkimConf = `    DKIM:\n      Selectors:\n        ed:\n          PrivateKeyFile: dkim/ed.pem\n        rsa:\n          PrivateKeyFile: dkim/rsa.pem\n      Sign: [ed, rsa]\n`;
+  }
   fs.writeFileSync(
     path.join(cdir, 'domains.conf'),
     `# Test domains.
 Domains:
   example.test:
     LocalpartCatchallSeparator: "+"
+${dkimConf}${opts.domains ?? ''}
 Accounts:
   jane:
     Domain: example.test
@@ -188,6 +226,8 @@ Accounts:
   store.close();
   const configFile = path.join(cdir, 'postern.conf');
   const s = new TestServer(dir, configFile, ports, certPEM, ['--config', configFile, 'serve']);
+  s.dns = dns;
+  s.dkim = dkimTXT;
   await s.start();
   return s;
 }

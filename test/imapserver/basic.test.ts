@@ -19,7 +19,7 @@ before(async () => {
   c.close();
 });
 after(async () => {
-  await srv?.stop();
+  await srv?.close();
 });
 
 async function greeted(tls = true): Promise<Raw> {

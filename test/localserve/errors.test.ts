@@ -9,7 +9,7 @@ before(async () => {
   srv = await startLocalserve();
 });
 after(async () => {
-  await srv?.stop();
+  await srv?.close();
 });
 
 async function session(): Promise<Raw> {

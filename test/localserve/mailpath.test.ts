@@ -15,7 +15,7 @@ before(async () => {
   srv = await startLocalserve();
 });
 after(async () => {
-  await srv?.stop();
+  await srv?.close();
 });
 
 const submitted = 'From: postern@localhost\r\nTo: friend@example.org\r\nSubject: via submission\r\nMessage-ID: <sub-1@localhost>\r\n\r\nHello over submission.\r\n.a line with a leading dot\r\n..two dots\r\n';

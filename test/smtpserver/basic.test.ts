@@ -11,7 +11,7 @@ before(async () => {
   srv = await startServe();
 });
 after(async () => {
-  await srv?.stop();
+  await srv?.close();
 });
 
 async function session(port = srv.ports.smtp): Promise<Raw> {
