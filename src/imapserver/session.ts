@@ -14,6 +14,7 @@ import type { Account, Change, MailboxRow } from '../store/account.js';
 import { Flag, flagList, flagNames } from '../store/flags.js';
 import { checkMailboxName, separator } from '../store/names.js';
 import { plainIP } from '../smtp/received.js';
+import { imapConnections } from '../metrics/metrics.js';
 import { Log } from '../log/log.js';
 
 const maxLine = 64 * 1024;
@@ -118,6 +119,7 @@ export class Session {
   async run(): Promise<void> {
     this.log.info('new connection');
     this.app.sessions.add(this);
+    imapConnections.inc({ tls: this.opts.implicitTLS ? 'implicit' : 'starttls' });
     try {
       this.untagged(`OK [CAPABILITY ${this.capabilities().join(' ')}] Postern IMAP ready`);
       while (this.state !== 'logout') {

@@ -8,6 +8,7 @@ import { Limiter, type Clock, systemClock } from '../limits/limiter.js';
 import { serverMechanism, advertisedMechanisms, type ServerMechanism } from '../sasl/server.js';
 import { verifyPassword, type StoredCredentials } from '../sasl/credentials.js';
 import { channelBindingData, type ChannelBindingType } from '../sasl/channelbinding.js';
+import { authAttempts } from '../metrics/metrics.js';
 import { Log } from '../log/log.js';
 
 const log = Log.pkg('auth');
@@ -52,10 +53,12 @@ export class Auth {
 
   fail(conn: AuthConn, username: string, mechanism: string, reason: string): void {
     this.failures.add(conn.remoteIP);
+    authAttempts.inc({ protocol: conn.protocol, mechanism, result: 'fail' });
     log.info('authentication failed', { cid: conn.cid, protocol: conn.protocol, remote: conn.remoteIP, username, mechanism, reason });
   }
 
   succeed(conn: AuthConn, username: string, account: string, mechanism: string): void {
+    authAttempts.inc({ protocol: conn.protocol, mechanism, result: 'ok' });
     log.info('authenticated', { cid: conn.cid, protocol: conn.protocol, remote: conn.remoteIP, username, account, mechanism });
   }
 

@@ -12,6 +12,7 @@ import { QueueStore } from '../queue/store.js';
 import { resolverFor } from './resolver.js';
 import { Log, setLevels, setLevel, getLevels, isLevel, type Level } from '../log/log.js';
 import type { App } from './app.js';
+import { registry } from '../metrics/metrics.js';
 import type { Listener } from '../config/static.js';
 
 const log = Log.pkg('serve');
@@ -95,6 +96,7 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
   }
 
   handlers.set('ping', () => 'pong');
+  handlers.set('metrics', () => registry.metrics());
   handlers.set('stop', () => {
     setImmediate(() => void stop());
     return 'stopping';

@@ -20,6 +20,7 @@ import { shiftPart } from '../store/account.js';
 import { parseMessage } from '../message/part.js';
 import type { IprevResult } from '../dmarc/authres.js';
 import type { VerifyResult as SPFVerify } from '../spf/evaluate.js';
+import { smtpConnections, smtpDelivered, smtpRejected } from '../metrics/metrics.js';
 import { Log } from '../log/log.js';
 
 export type Kind = 'smtp' | 'submission' | 'submissions';
@@ -77,6 +78,8 @@ class Reply extends Error {
     readonly ecode: string,
     text: string,
     readonly close = false,
+    /** Reason label for the rejects metric. */
+    readonly reason?: string,
   ) {
     super(text);
   }
@@ -139,6 +142,7 @@ export class Session {
   async run(): Promise<void> {
     this.log.info('new connection', { local: this.localIP });
     this.app.sessions.add(this);
+    smtpConnections.inc({ kind: this.opts.kind });
     try {
       if (!this.submission) this.iprev = iprev(this.app.resolver, this.remoteIP);
       this.write(220, undefined, `${this.opts.hostname} ESMTP Postern`);
@@ -223,6 +227,7 @@ export class Session {
       }
     } catch (e) {
       if (!(e instanceof Reply) || e.close) throw e;
+      if (['MAIL', 'RCPT', 'DATA', 'BDAT'].includes(verb)) smtpRejected.inc({ kind: this.opts.kind, reason: e.reason ?? `${verb.toLowerCase()} ${e.ecode}` });
       if (e.code >= 500) this.bad(e.code, e.ecode, e.message);
       else this.write(e.code, e.ecode, e.message);
     }
@@ -489,9 +494,9 @@ export class Session {
       rcpt.account = r.account;
       rcpt.destination = r.destination;
     } else if (this.app.config.addresses.isLocalDomain(path.domain)) {
-      throw new Reply(550, '5.1.1', 'no such user');
+      throw new Reply(550, '5.1.1', 'no such user', false, 'unknown-user');
     } else if (!this.submission) {
-      throw new Reply(550, '5.7.1', 'relaying not permitted');
+      throw new Reply(550, '5.7.1', 'relaying not permitted', false, 'relay');
     }
     tx.rcpts.push(rcpt);
     this.write(250, '2.1.5', 'ok');
@@ -527,9 +532,9 @@ export class Session {
       const r = await readData(this.conn, (b) => tmp.write(b), this.opts.maxMessageSize, dataTimeout);
       if (r.smuggling) {
         this.log.info('message rejected: smtp smuggling', { reason: r.smuggling });
-        throw new Reply(500, '5.5.2', `bad line ending in message (${r.smuggling}), possible SMTP smuggling attempt`);
+        throw new Reply(500, '5.5.2', `bad line ending in message (${r.smuggling}), possible SMTP smuggling attempt`, false, 'smuggling');
       }
-      if (r.tooLarge) throw new Reply(552, '5.3.4', 'message too large');
+      if (r.tooLarge) throw new Reply(552, '5.3.4', 'message too large', false, 'size');
       await this.finishMessage(tx, await tmp.finish());
     } finally {
       await tmp.discard();
@@ -571,13 +576,13 @@ export class Session {
       return this.write(250, '2.0.0', `${size} octets received`);
     }
     try {
-      if (c.tooLarge) throw new Reply(552, '5.3.4', 'message too large');
+      if (c.tooLarge) throw new Reply(552, '5.3.4', 'message too large', false, 'size');
       const file = await c.file.finish();
       if (tx.body !== 'BINARYMIME') {
         // Same line-ending rules as DATA: no bare CR, which other servers may take as line end.
         const data = await fsp.readFile(file.path);
         const i = data.findIndex((b, j) => b === 13 && data[j + 1] !== 10);
-        if (i >= 0) throw new Reply(500, '5.5.2', 'bare carriage return in message, possible SMTP smuggling attempt');
+        if (i >= 0) throw new Reply(500, '5.5.2', 'bare carriage return in message, possible SMTP smuggling attempt', false, 'smuggling');
       }
       await this.finishMessage(tx, file);
     } finally {
@@ -621,7 +626,7 @@ export class Session {
     if (injected === 'timeout') return this.hang();
     if (injected) throw new Reply(injected.code, injected.ecode, injected.text);
     if (!this.submission && !this.loopbackLocalserve() && !this.app.limits.deliveries.canAdd(this.remoteIP)) {
-      throw new Reply(451, '4.7.0', 'too many messages from your network, try again later');
+      throw new Reply(451, '4.7.0', 'too many messages from your network, try again later', false, 'rate-limit');
     }
     const id = `${this.cid.toString(36)}-${this.app.clock.now().toString(36)}`;
     const msg = await fsp.readFile(file.path);
@@ -652,7 +657,7 @@ export class Session {
       const accepting = tx.rcpts.filter((r) => this.app.config.domains.Domains[r.path.domain]?.AcceptDMARCRejects);
       if (accepting.length === 0) {
         this.log.info('message rejected by dmarc policy', { domain: a.dmarc.domain });
-        throw new Reply(550, '5.7.1', `DMARC policy of ${a.dmarc.domain} says to reject this message: ${a.dmarc.reason ?? 'no aligned SPF or DKIM pass'}`);
+        throw new Reply(550, '5.7.1', `DMARC policy of ${a.dmarc.domain} says to reject this message: ${a.dmarc.reason ?? 'no aligned SPF or DKIM pass'}`, false, 'dmarc');
       }
       tx.rcpts = accepting;
       junkAll = true;
@@ -666,7 +671,7 @@ export class Session {
       // localserve accepts any From, for testing software that sends as anyone.
       sub = await prepareSubmission(this.app.config, this.account!, msg, new Date(this.app.clock.now()), !this.app.localserve);
     } catch (e) {
-      if (e instanceof SubmitError) throw new Reply(550, '5.7.1', e.message);
+      if (e instanceof SubmitError) throw new Reply(550, '5.7.1', e.message, false, 'from');
       throw e;
     }
     const local = tx.rcpts.filter((r) => r.account);
@@ -689,6 +694,7 @@ export class Session {
         messageId: sub.messageId,
         subject: sub.subject,
       });
+      smtpDelivered.inc({ kind: this.opts.kind, result: 'queued' });
       this.log.info('queued', { from: mailFrom, rcpts: remote.map((r) => pathString(r.path)), hold: tx.holdUntil ? formatDate(new Date(tx.holdUntil)) : undefined });
     }
     if (local.length) await this.deliverLocal({ ...tx, rcpts: local }, file, msg, id, mailFrom, sub.prefix);
@@ -730,8 +736,9 @@ export class Session {
     const rejected = results.filter((r) => r.rejected);
     if (rejected.length === results.length && rejected.length > 0) {
       // RFC 5321 4.2.5: looks temporary, so a legitimate sender's server tells its user.
-      throw new Reply(451, '4.3.0', `message not accepted: ${rejected[0]!.rejected}`);
+      throw new Reply(451, '4.3.0', `message not accepted: ${rejected[0]!.rejected}`, false, 'content');
     }
+    smtpDelivered.inc({ kind: this.opts.kind, result: 'delivered' });
     this.log.info('delivered', {
       from: mailFrom,
       rcpts: tx.rcpts.map((r) => pathString(r.path)),

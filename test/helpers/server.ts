@@ -12,6 +12,7 @@ import { deriveCredentials } from '../../src/sasl/credentials.js';
 import { Store } from '../../src/store/store.js';
 import { genEd25519, genRSA, txtRecord } from '../../src/dkim/keys.js';
 import { startDNSServer, type DNSServer } from './dnsserver.js';
+import { ctlCall, ctlPath } from '../../src/ctl/ctl.js';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const mainTS = path.join(root, 'src/cli/main.ts');
@@ -114,6 +115,23 @@ export class TestServer {
   async restart(): Promise<void> {
     await this.stop();
     await this.start();
+  }
+
+  /** Sends a request to the running server's control socket. */
+  ctl(cmd: string, args: Record<string, unknown> = {}): Promise<unknown> {
+    return ctlCall(ctlPath(this.dataDir), cmd, args);
+  }
+
+  /** Value of a Prometheus metric with the given labels (0 when absent). */
+  async metric(name: string, labels: Record<string, string> = {}): Promise<number> {
+    const text = (await this.ctl('metrics')) as string;
+    for (const line of text.split('\n')) {
+      const m = /^([a-z_]+)(?:\{(.*)\})? (\S+)$/.exec(line);
+      if (!m || m[1] !== name) continue;
+      const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
+      if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[3]);
+    }
+    return 0;
   }
 
   /** Runs a postern command against this server's config. */

@@ -87,6 +87,9 @@ test('recipients: exact, subaddress, destination mailbox, postmaster, unknown, r
   assert.match(relay.text, /^5\.7\.1 /);
   assert.equal((await c.cmd('DATA')).code, 503);
   c.close();
+  assert.equal(await srv.metric('postern_smtpserver_rejects_total', { kind: 'smtp', reason: 'unknown-user' }), 1);
+  assert.equal(await srv.metric('postern_smtpserver_rejects_total', { kind: 'smtp', reason: 'relay' }), 1);
+  assert.equal(await srv.metric('postern_smtpserver_messages_total', { kind: 'smtp', result: 'delivered' }), 4);
   assert.deepEqual(await mailboxSubjects('INBOX'), ['Subject: exact', 'Subject: tagged', 'Subject: postmaster']);
   assert.deepEqual(await mailboxSubjects('Archive'), ['Subject: archived']);
 });
