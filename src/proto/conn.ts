@@ -272,10 +272,7 @@ export class Conn {
 
 function handshake(ts: tls.TLSSocket, event: 'secure' | 'secureConnect', timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
-    const t = setTimeout(() => {
-      ts.destroy();
-      reject(new Error('tls handshake timeout'));
-    }, timeoutMs);
+    const t = setTimeout(() => fail(new Error('tls handshake timeout')), timeoutMs);
     const ok = () => {
       clearTimeout(t);
       ts.off('error', fail);
@@ -283,6 +280,9 @@ function handshake(ts: tls.TLSSocket, event: 'secure' | 'secureConnect', timeout
     };
     const fail = (e: Error) => {
       clearTimeout(t);
+      // Later errors of the abandoned socket must not go unhandled.
+      ts.on('error', () => {});
+      ts.destroy();
       reject(e);
     };
     ts.once(event, ok);
