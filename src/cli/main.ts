@@ -1,5 +1,6 @@
 // Entry point of the postern command.
 import { commands } from './commands.js';
+import { queueCommands } from './queuecmds.js';
 import { parseFlags, helpText, usageLine, UsageError, type Command } from './cli.js';
 import { ConfigInvalid } from '../config/load.js';
 import { flush } from '../log/log.js';
@@ -25,7 +26,7 @@ full help; if several commands start with those words, lists them.`,
 };
 
 function all(): Command[] {
-  return [...commands, helpCommand];
+  return [...commands, ...queueCommands, helpCommand];
 }
 
 /** The command whose name matches the most leading words of argv. */

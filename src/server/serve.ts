@@ -97,6 +97,7 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
 
   handlers.set('ping', () => 'pong');
   handlers.set('metrics', () => registry.metrics());
+  handlers.set('queue list', () => queue.list());
   handlers.set('stop', () => {
     setImmediate(() => void stop());
     return 'stopping';

@@ -152,3 +152,19 @@ test('pipelined commands get replies in order', async () => {
   assert.equal((await c.cmd('Subject: pipelined\r\n\r\nx\r\n.')).code, 250);
   c.close();
 });
+
+test('submission to a remote address is queued; "postern queue list" shows it', async () => {
+  const empty = await srv.cli(['queue', 'list']);
+  assert.equal(empty.code, 0, empty.stderr);
+  assert.match(empty.stdout, /queue empty/);
+  const c = await submission();
+  assert.equal((await c.cmd('AUTH PLAIN ' + plain('jane@example.test', 'secret-pass'))).code, 235);
+  await c.cmd('MAIL FROM:<jane@example.test>');
+  assert.equal((await c.cmd('RCPT TO:<friend@remote.example> NOTIFY=SUCCESS,FAILURE')).code, 250);
+  await c.cmd('DATA');
+  assert.equal((await c.cmd('From: jane@example.test\r\nTo: friend@remote.example\r\nSubject: out\r\n\r\nhello\r\n.')).code, 250);
+  c.close();
+  const r = await srv.cli(['queue', 'list']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^\d+ jane <jane@example\.test> -> <friend@remote\.example> \d+ bytes, 0 attempts, next \S+Z\n$/);
+});
