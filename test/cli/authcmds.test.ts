@@ -329,7 +329,7 @@ test('dmarc verify: pass for signed mail, fail for forged mail, with Authenticat
   assert.equal(dkimOnly.code, 0, dkimOnly.stderr);
   assert.match(dkimOnly.stdout, /^spf: fail /m);
   assert.equal(dkimOnly.stdout.match(/^dkim: pass domain=example\.test/gm)?.length, 2);
-  assert.match(dkimOnly.stdout, /\tdkim=pass header\.d=example\.test header\.s=rsa1 header\.a=rsa-sha256\s+header\.b=[A-Za-z0-9+/]{8};/);
+  assert.match(dkimOnly.stdout, /\tdkim=pass header\.d=example\.test header\.s=rsa1 header\.a=rsa-sha256\s+header\.b=("?)[A-Za-z0-9+/]{8}\1;/);
   assert.match(dkimOnly.stdout, /\tdmarc=pass /);
   assert.match(dkimOnly.stdout, /^dmarc: pass .*aligned-spf=no aligned-dkim=pass/m);
 
@@ -343,7 +343,7 @@ test('dmarc verify: pass for signed mail, fail for forged mail, with Authenticat
   assert.match(forged.stdout, /\tdmarc=fail \(p=reject dis=reject\) header\.from=example\.test;/);
 
   // A signed message whose body was changed fails DKIM, and so DMARC.
-  const tampered = await run(['dmarc', 'verify', '127.0.0.3', 'jane@example.test', 'client.test'], signed.stdout.replace('noon', 'one'));
+  const tampered = await run(['dmarc', 'verify', '127.0.0.3', 'jane@example.test', 'client.test'], signed.stdout.replace('at noon?', 'at one?'));
   assert.match(tampered.stdout, /\tdkim=fail reason="body hash did not verify"/);
   assert.match(tampered.stdout, /\tdmarc=fail /);
 
