@@ -7,6 +7,26 @@ export interface Clock {
 }
 export const systemClock: Clock = { now: () => Date.now() };
 
+/**
+ * A clock that tests can move forward (POSTERN_TEST_CLOCK=1 and the "clock advance" control
+ * command), so retries, expiry and reputation windows can be tested without waiting.
+ */
+export class AdjustableClock implements Clock {
+  private offset = 0;
+  private readonly listeners = new Set<() => void>();
+  now(): number {
+    return Date.now() + this.offset;
+  }
+  advance(ms: number): void {
+    this.offset += ms;
+    for (const l of this.listeners) l();
+  }
+  /** Called after each advance, e.g. to rerun timers. */
+  onAdvance(l: () => void): void {
+    this.listeners.add(l);
+  }
+}
+
 /** Masks per class: IPv4 /32, /26, /21 and IPv6 /64, /48, /32. */
 const v4Masks = [32, 26, 21];
 const v6Masks = [64, 48, 32];

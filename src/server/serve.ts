@@ -7,7 +7,7 @@ import { CertStore } from '../tls/certs.js';
 import { listenSMTP } from '../smtpserver/server.js';
 import { listenIMAP } from '../imapserver/server.js';
 import { CtlServer, ctlPath, type CtlHandler } from '../ctl/ctl.js';
-import { systemClock, ConnectionLimiter, Limiter, type Clock } from '../limits/limiter.js';
+import { systemClock, AdjustableClock, ConnectionLimiter, Limiter, type Clock } from '../limits/limiter.js';
 import { QueueStore } from '../queue/store.js';
 import { resolverFor } from './resolver.js';
 import { Log, setLevels, setLevel, getLevels, isLevel, type Level } from '../log/log.js';
@@ -39,7 +39,7 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
   const ctl = new CtlServer(ctlPath(config.dataDir), handlers);
   await ctl.listen();
   store.cleanTmp();
-  const clock = opts.clock ?? systemClock;
+  const clock = opts.clock ?? (process.env.POSTERN_TEST_CLOCK === '1' ? new AdjustableClock() : systemClock);
   const queue = new QueueStore(config.dataDir);
   const minute = 60_000;
   const app: App = {
@@ -98,6 +98,12 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
   handlers.set('ping', () => 'pong');
   handlers.set('metrics', () => registry.metrics());
   handlers.set('queue list', () => queue.list());
+  if (clock instanceof AdjustableClock) {
+    handlers.set('clock advance', (args) => {
+      clock.advance(Number(args.ms));
+      return clock.now();
+    });
+  }
   handlers.set('stop', () => {
     setImmediate(() => void stop());
     return 'stopping';

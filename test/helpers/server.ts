@@ -74,7 +74,7 @@ export class TestServer {
 
   async start(): Promise<void> {
     this.output = '';
-    const proc = spawn(process.execPath, ['--import', 'tsx', mainTS, ...this.args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, ['--import', 'tsx', mainTS, ...this.args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, POSTERN_TEST_CLOCK: '1' } });
     this.proc = proc;
     await new Promise<void>((resolve, reject) => {
       const onData = (d: Buffer) => {
@@ -120,6 +120,11 @@ export class TestServer {
   /** Sends a request to the running server's control socket. */
   ctl(cmd: string, args: Record<string, unknown> = {}): Promise<unknown> {
     return ctlCall(ctlPath(this.dataDir), cmd, args);
+  }
+
+  /** Moves the server's clock forward; returns its new time. */
+  async advanceClock(ms: number): Promise<number> {
+    return (await this.ctl('clock advance', { ms })) as number;
   }
 
   /** Value of a Prometheus metric with the given labels (0 when absent). */
