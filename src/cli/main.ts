@@ -1,6 +1,7 @@
 // Entry point of the postern command.
 import { commands } from './commands.js';
 import { queueCommands } from './queuecmds.js';
+import { authCommands } from './authcmds.js';
 import { parseFlags, helpText, usageLine, UsageError, type Command } from './cli.js';
 import { ConfigInvalid } from '../config/load.js';
 import { flush } from '../log/log.js';
@@ -26,7 +27,7 @@ full help; if several commands start with those words, lists them.`,
 };
 
 function all(): Command[] {
-  return [...commands, ...queueCommands, helpCommand];
+  return [...commands, ...authCommands, ...queueCommands, helpCommand];
 }
 
 /** The command whose name matches the most leading words of argv. */
