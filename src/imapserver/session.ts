@@ -4,8 +4,9 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { Conn, ConnClosed, ReadTimeout } from '../proto/conn.js';
 import { Parser, ParseError, astringOut, type SeqSet } from './parse.js';
-import { parseFetchAtts, fetchItems, needsContent, needsPart, setsSeen, FetchError, type Fetched } from './fetch.js';
-import { parseMessage } from '../message/part.js';
+import { commands, capabilities as moduleCapabilities, register, silent, No, Bad, type State } from './registry.js';
+import './mailboxes.js';
+import './messages.js';
 import { encodeUTF7, decodeUTF7, UTF7Error } from './utf7.js';
 import { isLoopback, newCid, ShuttingDown, type App } from '../server/app.js';
 import type { CertStore } from '../tls/certs.js';
@@ -30,16 +31,6 @@ export interface ImapListenerOptions {
   noRequireTLS?: boolean;
 }
 
-/** NO response with an optional response code. */
-class No extends Error {
-  constructor(
-    message: string,
-    readonly code?: string,
-  ) {
-    super(message);
-  }
-}
-class Bad extends Error {}
 class Bye extends Error {}
 
 interface Selected {
@@ -54,16 +45,16 @@ const log = Log.pkg('imapserver');
 
 export class Session {
   readonly cid = newCid();
-  private readonly conn: Conn;
-  private readonly log: Log;
-  private readonly remoteIP: string;
-  private tls?: TLSSocket;
-  private state: 'notauth' | 'auth' | 'selected' | 'logout' = 'notauth';
-  private accountName?: string;
-  private account?: Account;
-  private username?: string;
-  private selected?: Selected;
-  private enabled = new Set<string>();
+  readonly conn: Conn;
+  readonly log: Log;
+  readonly remoteIP: string;
+  tls?: TLSSocket;
+  state: 'notauth' | 'auth' | 'selected' | 'logout' = 'notauth';
+  accountName?: string;
+  account?: Account;
+  username?: string;
+  selected?: Selected;
+  enabled = new Set<string>();
   private bad = 0;
   private idling?: () => void;
   private stopping = false;
@@ -71,9 +62,9 @@ export class Session {
   private readonly onChanges = (changes: Change[], origin: unknown) => this.changes(changes, origin);
 
   constructor(
-    private readonly app: App,
+    readonly app: App,
     socket: Socket | TLSSocket,
-    private readonly opts: ImapListenerOptions,
+    readonly opts: ImapListenerOptions,
   ) {
     this.conn = new Conn(socket);
     this.remoteIP = plainIP(socket.remoteAddress);
@@ -81,10 +72,10 @@ export class Session {
     this.log = log.with({ cid: this.cid, remote: this.remoteIP });
   }
 
-  private get utf8(): boolean {
+  get utf8(): boolean {
     return this.enabled.has('IMAP4REV2') || this.enabled.has('UTF8=ACCEPT');
   }
-  private get rev2(): boolean {
+  get rev2(): boolean {
     return this.enabled.has('IMAP4REV2');
   }
 
@@ -97,7 +88,7 @@ export class Session {
   }
 
   capabilities(): string[] {
-    const caps = ['IMAP4rev2', 'IMAP4rev1', 'ENABLE', 'IDLE', 'NAMESPACE', 'ID', 'UNSELECT', 'LITERAL+', 'SASL-IR', 'CHILDREN', 'SPECIAL-USE', 'UTF8=ACCEPT'];
+    const caps = ['IMAP4rev2', 'IMAP4rev1', 'ID', 'LITERAL+', 'SASL-IR', 'UTF8=ACCEPT', ...moduleCapabilities];
     if (this.state === 'notauth') {
       if (!this.tls && this.opts.certs) caps.push('STARTTLS');
       if (this.plainAllowed()) caps.push(...this.app.auth.mechanisms(this.authConn()).map((m) => `AUTH=${m}`));
@@ -106,7 +97,7 @@ export class Session {
     return caps;
   }
 
-  private untagged(s: string | Buffer): void {
+  untagged(s: string | Buffer): void {
     this.conn.write(typeof s === 'string' ? `* ${s}\r\n` : Buffer.concat([Buffer.from('* '), s, Buffer.from('\r\n')]));
   }
 
@@ -218,7 +209,7 @@ export class Session {
     }
   }
 
-  private need(...states: Session['state'][]): void {
+  need(...states: Session['state'][]): void {
     if (!states.includes(this.state)) throw new Bad(`command not allowed in state ${this.state}`);
   }
 
@@ -247,59 +238,10 @@ export class Session {
       case 'AUTHENTICATE':
         return this.cmdAuthenticate(p);
     }
-    if (this.state === 'notauth') throw new Bad(`${name} needs authentication, or unknown command`);
-    switch (name) {
-      case 'ENABLE':
-        return this.cmdEnable(p);
-      case 'NAMESPACE':
-        p.end();
-        this.untagged(`NAMESPACE (("" "${separator}")) NIL NIL`);
-        return;
-      case 'SELECT':
-      case 'EXAMINE':
-        return this.cmdSelect(p, name === 'EXAMINE');
-      case 'LIST':
-      case 'LSUB':
-        return this.cmdList(p, name === 'LSUB');
-      case 'STATUS':
-        return this.cmdStatus(p);
-      case 'CREATE':
-        return this.cmdCreate(p);
-      case 'SUBSCRIBE':
-      case 'UNSUBSCRIBE':
-        return this.cmdSubscribe(p, name === 'SUBSCRIBE');
-      case 'IDLE':
-        return this.cmdIdle(p);
-    }
-    if (this.state !== 'selected') throw new Bad(`${name} needs a selected mailbox, or unknown command`);
-    switch (name) {
-      case 'FETCH':
-      case 'UID FETCH':
-        return this.cmdFetch(p, name === 'UID FETCH');
-      case 'STORE':
-      case 'UID STORE':
-        return this.cmdStore(p, name === 'UID STORE');
-      case 'CLOSE':
-      case 'UNSELECT':
-        p.end();
-        if (name === 'CLOSE' && !this.selected!.readOnly) this.expungeDeleted(undefined, false);
-        this.deselect();
-        return;
-      case 'EXPUNGE':
-        p.end();
-        this.writable();
-        this.expungeDeleted(undefined, true);
-        return;
-      case 'UID EXPUNGE': {
-        p.space();
-        const set = p.seqSet();
-        p.end();
-        this.writable();
-        this.expungeDeleted(new Set(this.resolve(set, true)), true);
-        return;
-      }
-    }
-    throw new Bad(`unknown command ${name}`);
+    const spec = commands.get(name);
+    if (!spec) throw new Bad(`unknown command ${name}`);
+    if (!spec.states.includes(this.state as State)) throw new Bad(`${name} not allowed in state ${this.state}`);
+    return spec.run(this, p, { tag, name, uid: name.startsWith('UID ') });
   }
 
   private cmdID(p: Parser): undefined {
@@ -411,7 +353,7 @@ export class Session {
     return decodeB64(s);
   }
 
-  private cmdEnable(p: Parser): undefined {
+  cmdEnable(p: Parser): undefined {
     const done: string[] = [];
     while (p.maybeSpace()) {
       const cap = p.atom().toUpperCase();
@@ -427,7 +369,7 @@ export class Session {
   }
 
   /** Mailbox name from a client: modified UTF-7 unless UTF-8 was enabled. */
-  private mailboxArg(p: Parser): string {
+  mailboxArg(p: Parser): string {
     const raw = p.astring();
     let name = raw;
     if (!this.utf8) {
@@ -443,17 +385,17 @@ export class Session {
   }
 
   /** Mailbox name for a response. */
-  private mailboxOut(name: string): Buffer {
+  mailboxOut(name: string): Buffer {
     const n = name === 'Inbox' ? 'INBOX' : name;
     return astringOut(this.utf8 ? n : encodeUTF7(n), this.utf8);
   }
 
-  private deselect(): void {
+  deselect(): void {
     this.selected = undefined;
     this.state = 'auth';
   }
 
-  private cmdSelect(p: Parser, readOnly: boolean): string {
+  cmdSelect(p: Parser, readOnly: boolean): string {
     p.space();
     const name = this.mailboxArg(p);
     p.end();
@@ -479,117 +421,8 @@ export class Session {
     return `[${readOnly ? 'READ-ONLY' : 'READ-WRITE'}] ${readOnly ? 'EXAMINE' : 'SELECT'} completed`;
   }
 
-  private cmdCreate(p: Parser): undefined {
-    p.space();
-    const name = this.mailboxArg(p);
-    p.end();
-    const c = checkMailboxName(name.endsWith(separator) ? name.slice(0, -1) : name);
-    if ('error' in c) throw new No(c.error, 'CANNOT');
-    if (this.account!.mailbox(c.name)) throw new No('mailbox already exists', 'ALREADYEXISTS');
-    // RFC 9051 6.3.4: create missing parent levels too.
-    const levels = c.name.split(separator);
-    for (let i = 1; i <= levels.length; i++) {
-      const n = levels.slice(0, i).join(separator);
-      if (!this.account!.mailbox(n)) this.account!.createMailbox(n);
-    }
-    return;
-  }
-
-  private cmdSubscribe(p: Parser, subscribe: boolean): undefined {
-    p.space();
-    const name = this.mailboxArg(p);
-    p.end();
-    const db = this.account!.db;
-    if (subscribe) {
-      if (!this.account!.mailbox(name)) throw new No('no such mailbox', 'NONEXISTENT');
-      db.prepare('INSERT OR IGNORE INTO subscription (name) VALUES (?)').run(name);
-    } else db.prepare('DELETE FROM subscription WHERE name = ?').run(name);
-    return;
-  }
-
-  private cmdList(p: Parser, lsub: boolean): undefined {
-    p.space();
-    const ref = this.mailboxArg(p);
-    p.space();
-    let pattern = p.listMailbox();
-    p.end();
-    if (!this.utf8) {
-      try {
-        pattern = decodeUTF7(pattern);
-      } catch {
-        // Keep as is.
-      }
-    }
-    if (pattern === '') {
-      // RFC 9051 6.3.9: empty pattern asks for the hierarchy delimiter.
-      this.untagged(`${lsub ? 'LSUB' : 'LIST'} (\\Noselect) "${separator}" ""`);
-      return;
-    }
-    const re = listRegexp(ref + pattern);
-    const reInbox = new RegExp(re.source, 'isu');
-    const mailboxes = this.account!.mailboxes();
-    const names = new Set(mailboxes.map((m) => m.name));
-    const subs = new Set(this.account!.subscriptions());
-    for (const mb of mailboxes) {
-      // RFC 9051 5.1: INBOX is case-insensitive, other names are not.
-      if (mb.name === 'Inbox' ? !reInbox.test('INBOX') : !re.test(mb.name)) continue;
-      if (lsub && !subs.has(mb.name)) continue;
-      const attrs: string[] = [];
-      const prefix = mb.name + separator;
-      attrs.push([...names].some((n) => n.startsWith(prefix)) ? '\\HasChildren' : '\\HasNoChildren');
-      if (mb.specialuse) attrs.push(mb.specialuse);
-      if (subs.has(mb.name) && this.rev2 && !lsub) attrs.push('\\Subscribed');
-      this.untagged(Buffer.concat([Buffer.from(`${lsub ? 'LSUB' : 'LIST'} (${attrs.join(' ')}) "${separator}" `), this.mailboxOut(mb.name)]));
-    }
-    return;
-  }
-
-  private cmdStatus(p: Parser): undefined {
-    p.space();
-    const name = this.mailboxArg(p);
-    p.space();
-    p.expect('(');
-    const items: string[] = [p.atom().toUpperCase()];
-    while (p.maybeSpace()) items.push(p.atom().toUpperCase());
-    p.expect(')');
-    p.end();
-    const mb = this.account!.mailbox(name);
-    if (!mb) throw new No('no such mailbox', 'NONEXISTENT');
-    const c = this.account!.counts(mb.id);
-    const out: string[] = [];
-    for (const it of items) {
-      switch (it) {
-        case 'MESSAGES':
-          out.push(`MESSAGES ${c.messages}`);
-          break;
-        case 'UIDNEXT':
-          out.push(`UIDNEXT ${mb.uidnext}`);
-          break;
-        case 'UIDVALIDITY':
-          out.push(`UIDVALIDITY ${mb.uidvalidity}`);
-          break;
-        case 'UNSEEN':
-          out.push(`UNSEEN ${c.unseen}`);
-          break;
-        case 'DELETED':
-          out.push(`DELETED ${c.deleted}`);
-          break;
-        case 'SIZE':
-          out.push(`SIZE ${c.size}`);
-          break;
-        case 'RECENT':
-          out.push('RECENT 0');
-          break;
-        default:
-          throw new Bad(`unknown status item ${it}`);
-      }
-    }
-    this.untagged(Buffer.concat([Buffer.from('STATUS '), this.mailboxOut(mb.name), Buffer.from(` (${out.join(' ')})`)]));
-    return;
-  }
-
   /** Resolves a sequence set to UIDs of the selected mailbox. */
-  private resolve(set: SeqSet, uid: boolean): number[] {
+  resolve(set: SeqSet, uid: boolean): number[] {
     const uids = this.selected!.uids;
     if (set.saved) throw new Bad('no saved search result');
     const out = new Set<number>();
@@ -620,7 +453,7 @@ export class Session {
     return [...out].sort((x, y) => x - y);
   }
 
-  private seqOf(uid: number): number {
+  seqOf(uid: number): number {
     const uids = this.selected!.uids;
     let lo = 0;
     let hi = uids.length;
@@ -632,77 +465,12 @@ export class Session {
     return uids[lo] === uid ? lo + 1 : 0;
   }
 
-  private writable(): void {
+  writable(): void {
     if (this.selected!.readOnly) throw new No('mailbox is read-only', 'READ-ONLY');
   }
 
-  private async cmdFetch(p: Parser, uid: boolean): Promise<undefined> {
-    p.space();
-    const set = p.seqSet();
-    p.space();
-    const atts = parseFetchAtts(p);
-    p.end();
-    const sel = this.selected!;
-    const uids = this.resolve(set, uid);
-    const withPart = needsPart(atts);
-    const content = needsContent(atts) || withPart;
-    const markSeen = setsSeen(atts) && !sel.readOnly;
-    const acc = this.account!;
-    for (const u of uids) {
-      let row = acc.message(sel.mailbox.id, u);
-      if (!row) continue; // Expunged by another session; the EXPUNGE comes later.
-      const seq = this.seqOf(u);
-      const f: Fetched = { row, seq };
-      if (content) f.msg = await acc.readMessage(row);
-      if (withPart) f.part = acc.part(row) ?? parseMessage(f.msg!);
-      let flagsChanged = false;
-      if (markSeen && !(row.flags & Flag.Seen)) {
-        row = acc.storeFlags(sel.mailbox.id, [u], '+', ['\\Seen'], this)[0] ?? row;
-        f.row = row;
-        flagsChanged = true;
-      }
-      let items: Buffer[];
-      try {
-        items = fetchItems(f, atts, { utf8: this.utf8, uid, condstore: false });
-      } catch (e) {
-        if (e instanceof FetchError) throw new No(e.message, e.code);
-        throw e;
-      }
-      if (flagsChanged && !atts.some((a) => a.name === 'FLAGS')) items.push(Buffer.from(` FLAGS (${flagList(row.flags, row.keywords).join(' ')})`));
-      this.conn.write(Buffer.concat([Buffer.from(`* ${seq} FETCH (`), ...items, Buffer.from(')\r\n')]));
-      if (content) await this.conn.drain();
-    }
-    return;
-  }
-
-  private cmdStore(p: Parser, uid: boolean): undefined {
-    p.space();
-    const set = p.seqSet();
-    p.space();
-    let op: '+' | '-' | '=' = '=';
-    if (p.take('+')) op = '+';
-    else if (p.take('-')) op = '-';
-    p.expect('FLAGS');
-    const silent = p.take('.SILENT');
-    p.space();
-    const flags = p.flagList(true);
-    p.end();
-    this.writable();
-    const sel = this.selected!;
-    const uids = this.resolve(set, uid);
-    for (const f of flags) if (f.startsWith('\\') && !flagNames.some(([n]) => n.toLowerCase() === f.toLowerCase())) throw new Bad(`unknown system flag ${f}`);
-    this.account!.storeFlags(sel.mailbox.id, uids, op, flags, this);
-    if (silent) return;
-    for (const u of uids) {
-      const m = this.account!.message(sel.mailbox.id, u);
-      if (!m) continue;
-      this.untagged(`${this.seqOf(u)} FETCH (${uid ? `UID ${u} ` : ''}FLAGS (${flagList(m.flags, m.keywords).join(' ')}))`);
-    }
-    return;
-  }
-
   /** Removes \Deleted messages (optionally only those in uids), sending EXPUNGE responses if asked. */
-  private expungeDeleted(only: Set<number> | undefined, respond: boolean): void {
+  expungeDeleted(only: Set<number> | undefined, respond: boolean): void {
     const sel = this.selected!;
     const del = this.account!.messages(sel.mailbox.id).filter((m) => m.flags & Flag.Deleted && (!only || only.has(m.uid)) && this.seqOf(m.uid) > 0);
     const removed = this.account!.expunge(
@@ -718,7 +486,7 @@ export class Session {
     }
   }
 
-  private async cmdIdle(p: Parser): Promise<string> {
+  async cmdIdle(p: Parser): Promise<string> {
     p.end();
     this.conn.write('+ idling\r\n');
     this.flushChanges(true);
@@ -750,7 +518,7 @@ export class Session {
    * Sends pending changes as untagged responses. EXPUNGE must not be sent during FETCH,
    * STORE and SEARCH, as the client's sequence numbers would shift under it (RFC 9051 7.5.1).
    */
-  private flushChanges(expunges: boolean): void {
+  flushChanges(expunges: boolean): void {
     const sel = this.selected;
     if (!sel || !sel.pending.length) return;
     const keep: Change[] = [];
@@ -786,21 +554,13 @@ export class Session {
   }
 }
 
-/** Returned by commands that wrote their own tagged response. */
-const silent = Symbol('silent');
 
 function decodeB64(s: string): Buffer {
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(s) || s.length % 4 !== 0) throw new Bad('invalid base64');
   return Buffer.from(s, 'base64');
 }
 
-/** LIST pattern to a regular expression: "*" matches anything, "%" anything but the separator (RFC 9051 6.3.9). */
-export function listRegexp(pattern: string): RegExp {
-  let re = '';
-  for (const c of pattern) {
-    if (c === '*') re += '.*';
-    else if (c === '%') re += `[^${separator}]*`;
-    else re += c.replace(/[.+?^${}()|[\]\\/]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`, 'su');
-}
+
+register(['ENABLE'], { states: ['auth', 'selected'], run: (s, p) => s.cmdEnable(p) }, ['ENABLE']);
+register(['SELECT', 'EXAMINE'], { states: ['auth', 'selected'], run: (s, p, c) => s.cmdSelect(p, c.name === 'EXAMINE') });
+register(['IDLE'], { states: ['auth', 'selected'], run: (s, p) => s.cmdIdle(p) }, ['IDLE']);
