@@ -39,6 +39,7 @@ export interface AccountConfig {
   Description?: string;
   FullName?: string;
   Destinations: Record<string, Destination>;
+  QuotaMessageSize: number;
 }
 
 export interface DomainsConfig {
@@ -161,6 +162,11 @@ export const domainsSpec: StructSpec = struct('Domains configuration.', {
         'jane@example.com',
         destination,
       ),
+      QuotaMessageSize: int('Maximum total size in bytes of all messages in the account; 0 for no limit. Enforced for IMAP APPEND and incoming mail, reported with the IMAP QUOTA extension.', 0, {
+        optional: true,
+        default: 0,
+        min: 0,
+      }),
     }),
     { keyCheck: checkAccountName },
   ),
