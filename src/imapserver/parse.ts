@@ -2,6 +2,8 @@
 // have been read in: the buffer holds the command as the client sent it, with each literal's
 // octets following its "{n}\r\n" announcement.
 
+import type { MsgFile } from '../store/tempfile.js';
+
 export class ParseError extends Error {}
 
 export interface SeqRange {
@@ -28,6 +30,8 @@ export class Parser {
     readonly buf: Buffer,
     /** UTF-8 allowed in quoted strings (IMAP4rev2 / UTF8=ACCEPT). */
     readonly utf8 = true,
+    /** Literals stored in files instead of the buffer, by the offset where their data would start. */
+    readonly externals = new Map<number, MsgFile>(),
   ) {}
 
   get done(): boolean {
@@ -156,6 +160,24 @@ export class Parser {
     const b = this.buf.subarray(this.pos, this.pos + n);
     this.pos += n;
     return b;
+  }
+
+  /** A literal (incl. literal8 "~{n}") whose data is in the buffer or in a file (APPEND messages). */
+  literalData(): { data: Buffer } | { file: MsgFile } {
+    if (this.buf[this.pos] === 0x7e) this.pos++;
+    if (this.buf[this.pos] !== 0x7b) throw this.error('expected literal');
+    const open = this.pos;
+    this.pos++;
+    const n = this.number();
+    if (this.buf[this.pos] === 0x2b || this.buf[this.pos] === 0x2d) this.pos++;
+    if (this.buf[this.pos] !== 0x7d || this.buf[this.pos + 1] !== 0x0d || this.buf[this.pos + 2] !== 0x0a) throw this.error('bad literal');
+    const file = this.externals.get(this.pos + 3);
+    if (file) {
+      this.pos += 3;
+      return { file };
+    }
+    this.pos = open;
+    return { data: this.literal(true) };
   }
 
   string(): Buffer {

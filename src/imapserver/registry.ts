@@ -25,6 +25,9 @@ export interface CommandSpec {
 
 export const commands = new Map<string, CommandSpec>();
 
+/** Largest message APPEND accepts (RFC 7889). */
+export const appendLimit = 100 * 1024 * 1024;
+
 /** Capabilities announced once authenticated, contributed by command modules. */
 export const capabilities: string[] = [];
 

@@ -1,15 +1,18 @@
 // One IMAP connection (RFC 9051 IMAP4rev2, RFC 3501 IMAP4rev1): reading commands with
 // their literals, the state machine, and the untagged updates other sessions cause.
+import fsp from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { Conn, ConnClosed, ReadTimeout } from '../proto/conn.js';
 import { Parser, ParseError, astringOut, type SeqSet } from './parse.js';
-import { commands, capabilities as moduleCapabilities, register, silent, No, Bad, type State } from './registry.js';
+import { formatSet } from './uidset.js';
+import { commands, capabilities as moduleCapabilities, register, silent, No, Bad, appendLimit, type State } from './registry.js';
 import './mailboxes.js';
 import './messages.js';
 import { encodeUTF7, decodeUTF7, UTF7Error } from './utf7.js';
 import { isLoopback, newCid, ShuttingDown, type App } from '../server/app.js';
 import type { CertStore } from '../tls/certs.js';
+import type { MsgFile } from '../store/tempfile.js';
 import type { AuthConn } from '../server/auth.js';
 import type { Account, Change, MailboxRow } from '../store/account.js';
 import { Flag, flagList, flagNames } from '../store/flags.js';
@@ -24,6 +27,10 @@ const notAuthTimeout = 60_000;
 // RFC 9051 5.4: at least 30 minutes of inactivity before autologout.
 const authTimeout = 30 * 60_000 + 10_000;
 const maxBad = 20;
+/** Extensions a client can turn on with ENABLE. */
+const enableable = ['IMAP4REV2', 'UTF8=ACCEPT', 'CONDSTORE', 'QRESYNC'];
+
+
 
 export interface ImapListenerOptions {
   certs?: CertStore;
@@ -117,7 +124,12 @@ export class Session {
         if (this.stopping) throw new ShuttingDown();
         this.awaitingCommand = true;
         const cmd = await this.readCommand().finally(() => (this.awaitingCommand = false));
-        if (cmd) await this.execute(cmd);
+        if (!cmd) continue;
+        try {
+          await this.execute(cmd.buf, cmd.externals);
+        } finally {
+          for (const f of cmd.externals.values()) await fsp.rm(f.path, { force: true });
+        }
       }
     } catch (e) {
       if (e instanceof ReadTimeout) this.untagged('BYE autologout: idle too long');
@@ -135,33 +147,65 @@ export class Session {
     }
   }
 
-  /** Reads a command including its literals; answers limit violations itself and returns undefined then. */
-  private async readCommand(): Promise<Buffer | undefined> {
+  /**
+   * Reads a command including its literals; answers limit violations itself and returns
+   * undefined then. Message literals of APPEND and REPLACE go to temporary files.
+   */
+  private async readCommand(): Promise<{ buf: Buffer; externals: Map<number, MsgFile> } | undefined> {
     const timeout = this.state === 'notauth' ? notAuthTimeout : authTimeout;
     const parts: Buffer[] = [];
+    const externals = new Map<number, MsgFile>();
     let total = 0;
-    for (;;) {
-      const { line, ok } = await this.conn.readLine(maxLine, timeout);
-      if (!ok) return this.tooBig([...parts, line], 'command line too long');
-      total += line.length;
-      parts.push(line);
-      const m = /\{(\d{1,20})([+-]?)\}$/.exec(line.subarray(Math.max(0, line.length - 24)).toString('latin1'));
-      if (!m) break;
-      const n = Number(m[1]);
-      const sync = m[2] === '';
-      // RFC 7888 4: non-synchronizing literals; RFC 7889: TOOBIG for oversized ones.
-      if (total + n > maxCommand) {
-        if (!sync) await this.skip(n);
-        return this.tooBig(parts, 'literal too large');
+    let append = false;
+    try {
+      for (;;) {
+        const { line, ok } = await this.conn.readLine(maxLine, timeout);
+        if (!ok) return this.tooBig([...parts, line], 'command line too long');
+        if (parts.length === 0) append = this.state !== 'notauth' && /^\S+ (UID )?(APPEND|REPLACE) /i.test(line.toString('latin1', 0, 100));
+        total += line.length;
+        parts.push(line);
+        const m = /\{(\d{1,20})([+-]?)\}$/.exec(line.subarray(Math.max(0, line.length - 24)).toString('latin1'));
+        if (!m) break;
+        const n = Number(m[1]);
+        const sync = m[2] === '';
+        // RFC 7888 4: non-synchronizing literals; RFC 7889: TOOBIG for oversized ones.
+        const large = append && n > 8192;
+        if (large ? n > appendLimit : total + n > maxCommand) {
+          if (!sync) await this.skip(n);
+          return this.tooBig(parts, large ? 'message larger than APPENDLIMIT' : 'literal too large', large ? 'NO' : 'BAD');
+        }
+        if (sync) {
+          this.conn.write('+ go ahead\r\n');
+          this.conn.flush();
+        }
+        parts.push(Buffer.from('\r\n'));
+        if (large) {
+          const tmp = await this.app.store.tempFile();
+          try {
+            for (let left = n; left > 0; ) {
+              const b = await this.conn.readChunk(timeout);
+              const take = b.subarray(0, left);
+              if (b.length > left) this.conn.unread(b.subarray(left));
+              tmp.write(take);
+              left -= take.length;
+              if (left > 0) await tmp.drain();
+            }
+            externals.set(total + 2, await tmp.finish());
+          } catch (e) {
+            await tmp.discard();
+            throw e;
+          }
+          total += 2;
+        } else {
+          parts.push(await this.conn.readExact(n, timeout));
+          total += 2 + n;
+        }
       }
-      if (sync) {
-        this.conn.write('+ go ahead\r\n');
-        this.conn.flush();
-      }
-      parts.push(Buffer.from('\r\n'), await this.conn.readExact(n, timeout));
-      total += n;
+    } catch (e) {
+      for (const f of externals.values()) await fsp.rm(f.path, { force: true });
+      throw e;
     }
-    return Buffer.concat(parts);
+    return { buf: Buffer.concat(parts), externals };
   }
 
   private async skip(n: number): Promise<void> {
@@ -172,17 +216,17 @@ export class Session {
     }
   }
 
-  private tooBig(parts: Buffer[], why: string): undefined {
+  private tooBig(parts: Buffer[], why: string, status: 'BAD' | 'NO' = 'BAD'): undefined {
     const tag = /^[^\s(){%*"\\\]+]+/.exec(parts[0]?.toString('latin1') ?? '')?.[0];
     if (++this.bad > maxBad) throw new Bye('too many bad commands');
-    this.conn.write(`${tag ?? '*'} BAD [TOOBIG] ${why}\r\n`);
+    this.conn.write(`${tag ?? '*'} ${status} [TOOBIG] ${why}\r\n`);
     // Whatever else of the command follows cannot be interpreted: drop the connection's buffer.
     this.conn.discardBuffered();
     return undefined;
   }
 
-  private async execute(buf: Buffer): Promise<void> {
-    const p = new Parser(buf, this.utf8);
+  private async execute(buf: Buffer, externals: Map<number, MsgFile>): Promise<void> {
+    const p = new Parser(buf, this.utf8, externals);
     let tag = '*';
     let name = '';
     try {
@@ -357,16 +401,14 @@ export class Session {
     const done: string[] = [];
     while (p.maybeSpace()) {
       const cap = p.atom().toUpperCase();
-      if ((cap === 'IMAP4REV2' || cap === 'UTF8=ACCEPT') && !this.enabled.has(cap)) {
-        this.enabled.add(cap);
-        done.push(cap);
-      }
+      if (enableable.includes(cap) && this.enable(cap)) done.push(cap);
     }
     p.end();
     // RFC 5161 3.1: only capabilities newly enabled are listed.
     this.untagged(`ENABLED${done.map((c) => ' ' + c).join('')}`);
     return;
   }
+
 
   /** Mailbox name from a client: modified UTF-7 unless UTF-8 was enabled. */
   mailboxArg(p: Parser): string {
@@ -398,9 +440,43 @@ export class Session {
   cmdSelect(p: Parser, readOnly: boolean): string {
     p.space();
     const name = this.mailboxArg(p);
+    let qresync: { uidvalidity: number; modseq: number; known?: SeqSet } | undefined;
+    if (p.maybeSpace()) {
+      // RFC 7162 3.1.8 and 3.2.5: select parameters.
+      p.expect('(');
+      do {
+        const param = p.atom().toUpperCase();
+        if (param === 'CONDSTORE') this.enable('CONDSTORE');
+        else if (param === 'QRESYNC') {
+          if (!this.enabled.has('QRESYNC')) throw new Bad('QRESYNC must be enabled first');
+          p.space();
+          p.expect('(');
+          const uidvalidity = p.nzNumber();
+          p.space();
+          const modseq = p.nzNumber();
+          let known: SeqSet | undefined;
+          if (p.maybeSpace() && p.peek() !== 0x28) known = p.seqSet();
+          // The optional sequence match data is only an optimization; known UIDs suffice.
+          if (p.maybeSpace() || p.peek() === 0x28) {
+            p.expect('(');
+            p.seqSet();
+            p.space();
+            p.seqSet();
+            p.expect(')');
+          }
+          p.expect(')');
+          qresync = { uidvalidity, modseq, known };
+        } else throw new Bad(`unknown select parameter ${param}`);
+      } while (p.maybeSpace());
+      p.expect(')');
+    }
     p.end();
+    // RFC 7162 3.2.11: with QRESYNC, the end of the previous selection is announced.
+    if (this.selected) {
+      this.deselect();
+      if (this.enabled.has('QRESYNC')) this.untagged('OK [CLOSED] previous mailbox closed');
+    }
     // RFC 9051 6.3.2: a failed SELECT leaves no mailbox selected.
-    if (this.selected) this.deselect();
     const mb = this.account!.mailbox(name);
     if (!mb) throw new No('no such mailbox', 'NONEXISTENT');
     const msgs = this.account!.messages(mb.id);
@@ -417,8 +493,59 @@ export class Session {
     }
     this.untagged(`OK [UIDVALIDITY ${mb.uidvalidity}] uid validity`);
     this.untagged(`OK [UIDNEXT ${mb.uidnext}] next uid`);
+    if (this.condstore) this.untagged(`OK [HIGHESTMODSEQ ${mb.highestmodseq}] highest modseq`);
     if (this.rev2) this.untagged(Buffer.concat([Buffer.from(`LIST () "${separator}" `), this.mailboxOut(mb.name)]));
+    if (qresync && qresync.uidvalidity === mb.uidvalidity) {
+      // RFC 7162 3.2.5.1: expunges and changes since the client's modseq.
+      const known = qresync.known ? new Set(this.expandUIDs(qresync.known)) : undefined;
+      const gone = (this.account!.db.prepare('SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid').pluck().all(mb.id, qresync.modseq) as number[]).filter(
+        (u) => !known || known.has(u),
+      );
+      if (gone.length) this.untagged(`VANISHED (EARLIER) ${formatSet(gone)}`);
+      msgs.forEach((m, i) => {
+        if (m.modseq > qresync!.modseq) this.untagged(`${i + 1} FETCH (UID ${m.uid} FLAGS (${flagList(m.flags, m.keywords).join(' ')}) MODSEQ (${m.modseq}))`);
+      });
+    }
     return `[${readOnly ? 'READ-ONLY' : 'READ-WRITE'}] ${readOnly ? 'EXAMINE' : 'SELECT'} completed`;
+  }
+
+  /** UIDs of a UID set without looking at the mailbox, "*" being the highest possible. */
+  expandUIDs(set: SeqSet): number[] {
+    const out: number[] = [];
+    for (const r of set.ranges) {
+      let [a, b] = [r.start || 0xffffffff, r.end || 0xffffffff];
+      if (a > b) [a, b] = [b, a];
+      const last = this.selected?.mailbox.uidnext ?? b;
+      for (let u = a; u <= Math.min(b, last) && out.length < 1_000_000; u++) out.push(u);
+    }
+    return out;
+  }
+
+  get condstore(): boolean {
+    return this.enabled.has('CONDSTORE');
+  }
+
+  /** Enables an extension (RFC 5161); QRESYNC implies CONDSTORE (RFC 7162 3.2.3). */
+  enable(cap: string): boolean {
+    if (this.enabled.has(cap)) return false;
+    this.enabled.add(cap);
+    if (cap === 'QRESYNC') this.enabled.add('CONDSTORE');
+    return true;
+  }
+
+  /** Messages gone from the selected mailbox: renumbers and tells the client (EXPUNGE, or VANISHED with QRESYNC). */
+  expunged(uids: number[]): void {
+    const sel = this.selected!;
+    const gone: number[] = [];
+    for (const u of uids) {
+      const seq = this.seqOf(u);
+      if (!seq) continue;
+      sel.uids.splice(seq - 1, 1);
+      gone.push(u);
+      if (!this.enabled.has('QRESYNC')) this.untagged(`${seq} EXPUNGE`);
+    }
+    // RFC 7162 3.2.10: VANISHED replaces EXPUNGE once QRESYNC is enabled.
+    if (gone.length && this.enabled.has('QRESYNC')) this.untagged(`VANISHED ${formatSet(gone)}`);
   }
 
   /** Resolves a sequence set to UIDs of the selected mailbox. */
@@ -478,13 +605,10 @@ export class Session {
       del.map((m) => m.uid),
       this,
     );
-    for (const u of removed) {
-      const seq = this.seqOf(u);
-      if (seq === 0) continue;
-      sel.uids.splice(seq - 1, 1);
-      if (respond) this.untagged(`${seq} EXPUNGE`);
-    }
+    if (respond) this.expunged(removed);
+    else for (const u of removed) sel.uids.splice(this.seqOf(u) - 1, 1);
   }
+
 
   async cmdIdle(p: Parser): Promise<string> {
     p.end();
@@ -531,7 +655,8 @@ export class Session {
         }
       } else if (c.type === 'flags') {
         const seq = this.seqOf(c.uid);
-        if (seq) this.untagged(`${seq} FETCH (UID ${c.uid} FLAGS (${flagList(c.flags, c.keywords).join(' ')}))`);
+        const modseq = this.condstore ? ` MODSEQ (${c.modseq})` : '';
+        if (seq) this.untagged(`${seq} FETCH (UID ${c.uid} FLAGS (${flagList(c.flags, c.keywords).join(' ')})${modseq})`);
       } else if (c.type === 'remove') {
         if (!expunges) {
           keep.push(c);
@@ -541,12 +666,7 @@ export class Session {
           this.untagged(`${sel.uids.length} EXISTS`);
           exists = false;
         }
-        for (const u of c.uids) {
-          const seq = this.seqOf(u);
-          if (!seq) continue;
-          sel.uids.splice(seq - 1, 1);
-          this.untagged(`${seq} EXPUNGE`);
-        }
+        this.expunged(c.uids);
       }
     }
     if (exists) this.untagged(`${sel.uids.length} EXISTS`);
@@ -561,6 +681,6 @@ function decodeB64(s: string): Buffer {
 }
 
 
-register(['ENABLE'], { states: ['auth', 'selected'], run: (s, p) => s.cmdEnable(p) }, ['ENABLE']);
+register(['ENABLE'], { states: ['auth', 'selected'], run: (s, p) => s.cmdEnable(p) }, ['ENABLE', 'CONDSTORE', 'QRESYNC']);
 register(['SELECT', 'EXAMINE'], { states: ['auth', 'selected'], run: (s, p, c) => s.cmdSelect(p, c.name === 'EXAMINE') });
 register(['IDLE'], { states: ['auth', 'selected'], run: (s, p) => s.cmdIdle(p) }, ['IDLE']);

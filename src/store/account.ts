@@ -392,6 +392,59 @@ export class Account extends EventEmitter {
     return changed;
   }
 
+  /**
+   * Copies messages to another mailbox (RFC 9051 6.4.7), or moves them (RFC 6851) keeping
+   * their message files. Returns pairs of source and new UIDs, in source UID order.
+   */
+  copy(srcId: number, uids: number[], dstId: number, move: boolean, origin?: unknown): [number, number][] {
+    const pairs: [number, number][] = [];
+    const added: Change[] = [];
+    let removeModseq = 0;
+    this.db.transaction(() => {
+      const dst = this.mailboxById(dstId);
+      if (!dst) throw new Error('no such mailbox');
+      const modseq = this.nextModseq();
+      const dirs = new Set<string>();
+      const moveRow = this.db.prepare('UPDATE message SET mailbox_id = ?, uid = ?, modseq = ?, createmodseq = ?, savedate = ? WHERE id = ?');
+      const copyRow = this.db.prepare(
+        `INSERT INTO message (mailbox_id, uid, modseq, createmodseq, flags, keywords, size, prefix, received, savedate, part)
+         SELECT ?, ?, ?, ?, flags, keywords, size, prefix, received, ?, part FROM message WHERE id = ?`,
+      );
+      const tomb = this.db.prepare('INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)');
+      let uidnext = dst.uidnext;
+      for (const uid of [...uids].sort((a, b) => a - b)) {
+        const m = this.message(srcId, uid);
+        if (!m) continue;
+        const newUid = uidnext++;
+        if (move) {
+          moveRow.run(dstId, newUid, modseq, modseq, Date.now(), m.id);
+          tomb.run(srcId, uid, modseq);
+          removeModseq = modseq;
+        } else {
+          const id = Number(copyRow.run(dstId, newUid, modseq, modseq, Date.now(), m.id).lastInsertRowid);
+          const path = this.messagePath(id);
+          const dir = path.slice(0, path.lastIndexOf('/'));
+          if (!dirs.has(dir)) fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+          dirs.add(dir);
+          fs.rmSync(path, { force: true });
+          fs.linkSync(this.messagePath(m.id), path);
+        }
+        pairs.push([uid, newUid]);
+        added.push({ type: 'add', mailboxId: dstId, uid: newUid, modseq, flags: m.flags, keywords: m.keywords, size: m.size });
+        if (m.keywords.length) this.addMailboxKeywords(dst, m.keywords);
+      }
+      this.db.prepare('UPDATE mailbox SET uidnext = ?, highestmodseq = ? WHERE id = ?').run(uidnext, modseq, dstId);
+      if (move && removeModseq) this.db.prepare('UPDATE mailbox SET highestmodseq = ? WHERE id = ?').run(modseq, srcId);
+      for (const d of dirs) fsyncDir(d);
+    })();
+    if (pairs.length) {
+      if (move) this.emit('changes', [{ type: 'remove', mailboxId: srcId, uids: pairs.map(([u]) => u), modseq: removeModseq }], origin);
+      // The destination's new messages are news to every session, the mover's included.
+      this.emit('changes', added, undefined);
+    }
+    return pairs;
+  }
+
   /** Removes messages from a mailbox. Files are deleted later: other sessions may still read them. */
   expunge(mailboxId: number, uids: number[], origin?: unknown): number[] {
     const removed: number[] = [];
