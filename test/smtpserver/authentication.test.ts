@@ -81,7 +81,7 @@ after(async () => {
 });
 
 /** The zone as node:dns's resolve() answers, for mailauth. */
-async function nodeResolve(name: string, type: string): Promise<unknown> {
+async function nodeResolve(name: string, type: string): Promise<string[] | string[][]> {
   const fail = (code: string) => Object.assign(new Error(`${type} ${name}: ${code}`), { code });
   const e = zone[name.toLowerCase().replace(/\.$/, '')];
   if (e === undefined) throw fail('ENOTFOUND');
