@@ -509,6 +509,17 @@ export class Session {
     return `[${readOnly ? 'READ-ONLY' : 'READ-WRITE'}] ${readOnly ? 'EXAMINE' : 'SELECT'} completed`;
   }
 
+  /** RFC 8437: back to the not-authenticated state, as after connecting. */
+  unauthenticate(): void {
+    this.selected = undefined;
+    this.account?.off('changes', this.onChanges);
+    this.account = undefined;
+    this.accountName = undefined;
+    this.username = undefined;
+    this.enabled.clear();
+    this.state = 'notauth';
+  }
+
   /** UIDs of a UID set without looking at the mailbox, "*" being the highest possible. */
   expandUIDs(set: SeqSet): number[] {
     const out: number[] = [];
@@ -684,3 +695,33 @@ function decodeB64(s: string): Buffer {
 register(['ENABLE'], { states: ['auth', 'selected'], run: (s, p) => s.cmdEnable(p) }, ['ENABLE', 'CONDSTORE', 'QRESYNC']);
 register(['SELECT', 'EXAMINE'], { states: ['auth', 'selected'], run: (s, p, c) => s.cmdSelect(p, c.name === 'EXAMINE') });
 register(['IDLE'], { states: ['auth', 'selected'], run: (s, p) => s.cmdIdle(p) }, ['IDLE']);
+register(
+  ['COMPRESS'],
+  {
+    states: ['auth', 'selected'],
+    run(s, p, c) {
+      p.space();
+      const alg = p.atom().toUpperCase();
+      p.end();
+      if (alg !== 'DEFLATE') throw new Bad('only DEFLATE is supported');
+      // RFC 4978 3: once only.
+      if (s.conn.compressed) throw new No('compression already active', 'COMPRESSIONACTIVE');
+      s.conn.write(`${c.tag} OK DEFLATE active\r\n`);
+      s.conn.startCompression();
+      return silent;
+    },
+  },
+  ['COMPRESS=DEFLATE'],
+);
+register(
+  ['UNAUTHENTICATE'],
+  {
+    states: ['auth', 'selected'],
+    run(s, p) {
+      p.end();
+      s.unauthenticate();
+      return undefined;
+    },
+  },
+  ['UNAUTHENTICATE'],
+);

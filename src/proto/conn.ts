@@ -3,6 +3,7 @@
 // peer has nothing more pipelined, read timeouts, and in-place TLS upgrade.
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
+import zlib from 'node:zlib';
 
 export class ConnClosed extends Error {
   constructor() {
@@ -39,6 +40,8 @@ export class Conn {
   /** Called before waiting for network input, e.g. to flush pipelined replies. */
   onWait?: () => void;
   closed = false;
+  /** Output compressor once COMPRESS=DEFLATE is active (RFC 4978). */
+  private deflate?: zlib.DeflateRaw;
   /** Blocked waiting for input from the peer. */
   waiting = false;
   bytesRead = 0;
@@ -213,7 +216,31 @@ export class Conn {
     this.out = [];
     this.outLen = 0;
     this.bytesWritten += b.length;
-    this.socket.write(b);
+    if (this.deflate) {
+      this.deflate.write(b);
+      // Each flush of output is one sync-flushed block, so the peer can decompress it at once.
+      this.deflate.flush(zlib.constants.Z_SYNC_FLUSH);
+    } else this.socket.write(b);
+  }
+
+  get compressed(): boolean {
+    return this.deflate !== undefined;
+  }
+
+  /** Compresses both directions with raw DEFLATE from now on (RFC 4978 4). */
+  startCompression(): void {
+    this.flush();
+    const inflate = zlib.createInflateRaw();
+    const deflate = zlib.createDeflateRaw();
+    this.socket.off('data', this.onData);
+    this.socket.on('data', (d: Buffer) => inflate.write(d));
+    inflate.on('data', this.onData);
+    inflate.on('error', this.onError);
+    deflate.on('data', (d: Buffer) => {
+      if (!this.socket.destroyed) this.socket.write(d);
+    });
+    deflate.on('error', this.onError);
+    this.deflate = deflate;
   }
 
   /** Waits until written data has been handed to the kernel, for back-pressure on large writes. */
