@@ -254,3 +254,24 @@ test('DMARC temperror (aligned key lookup fails temporarily) gets a temporary re
   assert.equal(reply.code, 451, reply.text);
   assert.deepEqual(await findBySubject(srv, 'auth temperror'), []);
 });
+
+// RFC 8601 5: an MTA must delete (or obscure) Authentication-Results fields that carry its own
+// authserv-id but did not come from a trusted host, before adding its own; fields of other
+// authserv-ids stay. Otherwise a forged "dmarc=pass" from mail.example.test reaches the user.
+test('a forged Authentication-Results field with our authserv-id is removed', { todo: 'incoming mail keeps Authentication-Results fields claiming to be from mail.example.test' }, async () => {
+  const forged = 'Authentication-Results: mail.example.test; spf=pass smtp.mailfrom=bank.example;\r\n\tdkim=pass header.d=bank.example; dmarc=pass header.from=bank.example\r\n';
+  const other = 'Authentication-Results: mx.other.example; spf=pass smtp.mailfrom=nothing.example\r\n';
+  const msg = Buffer.from(`${forged}${other}From: support@nothing.example\r\nTo: jane@example.test\r\nSubject: forged results\r\n\r\nPlease log in.\r\n`);
+  const c: Case = { name: 'forged', from: 'support@nothing.example', mailFrom: 'support@nothing.example', expect: { dkim: [] } };
+  const reply = await send(c, msg);
+  assert.equal(reply.code, 250, reply.text);
+  const [stored] = await findBySubject(srv, 'forged results');
+  assert.ok(stored);
+  const fields = headerValues(stored, 'authentication-results');
+  assert.equal(authResults(stored).dmarc, 'none');
+  assert.deepEqual(
+    fields.map((f) => f.split(';')[0]),
+    ['mail.example.test', 'mx.other.example'],
+    JSON.stringify(fields),
+  );
+});
