@@ -4,6 +4,7 @@ import { flagList } from '../store/flags.js';
 import type { MessageRow } from '../store/account.js';
 import type { Part } from '../message/part.js';
 import { decodedBody } from '../message/decode.js';
+import { preview } from '../message/preview.js';
 import { renderEnvelope, renderBody, renderBodyStructure, sectionBytes, findPart, type Section as StructSection } from './structure.js';
 
 export interface Section {
@@ -15,7 +16,23 @@ export interface Section {
 }
 
 export interface FetchAtt {
-  name: 'UID' | 'FLAGS' | 'INTERNALDATE' | 'RFC822.SIZE' | 'ENVELOPE' | 'BODYSTRUCTURE' | 'BODY' | 'MODSEQ' | 'RFC822' | 'RFC822.HEADER' | 'RFC822.TEXT' | 'BODY[]' | 'BINARY[]' | 'BINARY.SIZE';
+  name:
+    | 'UID'
+    | 'FLAGS'
+    | 'INTERNALDATE'
+    | 'RFC822.SIZE'
+    | 'ENVELOPE'
+    | 'BODYSTRUCTURE'
+    | 'BODY'
+    | 'MODSEQ'
+    | 'RFC822'
+    | 'RFC822.HEADER'
+    | 'RFC822.TEXT'
+    | 'BODY[]'
+    | 'BINARY[]'
+    | 'BINARY.SIZE'
+    | 'SAVEDATE'
+    | 'PREVIEW';
   section?: Section;
   peek?: boolean;
   partial?: { start: number; length?: number };
@@ -75,7 +92,15 @@ function parseAtt(p: Parser): FetchAtt[] {
     case 'RFC822':
     case 'RFC822.HEADER':
     case 'RFC822.TEXT':
+    case 'SAVEDATE':
       return [{ name: kw }];
+    case 'PREVIEW':
+      // RFC 8970 3: the LAZY modifier allows NIL; a preview is computed anyway.
+      if (p.take(' (')) {
+        p.expect('LAZY');
+        p.expect(')');
+      }
+      return [{ name: 'PREVIEW' }];
     case 'BODY':
     case 'BODY.PEEK': {
       if (p.peek() !== 0x5b) {
@@ -120,7 +145,7 @@ export function sectionName(a: FetchAtt): string {
 
 /** Whether any attribute needs the message contents rather than only index data. */
 export function needsContent(atts: FetchAtt[]): boolean {
-  return atts.some((a) => a.name.startsWith('RFC822') && a.name !== 'RFC822.SIZE' || a.name === 'BODY[]' || a.name === 'BINARY[]' || a.name === 'BINARY.SIZE');
+  return atts.some((a) => (a.name.startsWith('RFC822') && a.name !== 'RFC822.SIZE') || a.name === 'BODY[]' || a.name === 'BINARY[]' || a.name === 'BINARY.SIZE' || a.name === 'PREVIEW');
 }
 
 /** Whether fetching sets \Seen (RFC 9051 6.4.5: BODY[...] and BINARY[...] without PEEK, RFC822, RFC822.TEXT). */
@@ -168,7 +193,7 @@ export class FetchError extends Error {
 
 /** Whether an attribute needs the parsed structure. */
 export function needsPart(atts: FetchAtt[]): boolean {
-  return atts.some((a) => a.name === 'ENVELOPE' || a.name === 'BODY' || a.name === 'BODYSTRUCTURE' || (a.section && (a.section.part.length > 0 || a.section.fields)));
+  return atts.some((a) => a.name === 'ENVELOPE' || a.name === 'BODY' || a.name === 'BODYSTRUCTURE' || a.name === 'PREVIEW' || (a.section && (a.section.part.length > 0 || a.section.fields)));
 }
 
 /** Builds the data of a FETCH response for one message, without "* n FETCH (" and ")". */
@@ -208,6 +233,14 @@ export function fetchItems(f: Fetched, atts: FetchAtt[], opts: { utf8: boolean; 
       case 'BODY':
         item('BODY ');
         out.push(renderBody(f.part!, ro));
+        break;
+      case 'SAVEDATE':
+        // RFC 8514 4.
+        item(`SAVEDATE ${r.savedate === null ? 'NIL' : formatDateTime(r.savedate)}`);
+        break;
+      case 'PREVIEW':
+        item('PREVIEW ');
+        out.push(astringOut(preview(f.msg!, f.part!), opts.utf8));
         break;
       case 'RFC822':
         item('RFC822 ');

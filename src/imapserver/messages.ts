@@ -242,7 +242,7 @@ async function cmdReplace(s: Session, p: Parser, uid: boolean): Promise<string> 
   return 'REPLACE completed';
 }
 
-register(['FETCH', 'UID FETCH'], { states: ['selected'], run: (s, p, c) => cmdFetch(s, p, c.uid) }, ['BINARY']);
+register(['FETCH', 'UID FETCH'], { states: ['selected'], run: (s, p, c) => cmdFetch(s, p, c.uid) }, ['BINARY', 'SAVEDATE', 'PREVIEW']);
 register(['STORE', 'UID STORE'], { states: ['selected'], run: (s, p, c) => cmdStore(s, p, c.uid) });
 register(['COPY', 'UID COPY'], { states: ['selected'], run: (s, p, c) => cmdCopy(s, p, c.uid, false) });
 register(['MOVE', 'UID MOVE'], { states: ['selected'], run: (s, p, c) => cmdCopy(s, p, c.uid, true) }, ['MOVE']);

@@ -156,3 +156,15 @@ test('QRESYNC: SELECT reports what vanished and changed; expunges come as VANISH
   assert.ok(re.untagged.includes('* VANISHED (EARLIER) 1'), re.untagged.join('\n'));
   a.close();
 });
+
+test('FETCH SAVEDATE and PREVIEW', async () => {
+  const c = await session();
+  const m = Buffer.from('From: a@example.org\r\nSubject: pv\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nHall=C3=B6 there,\r\n> quoted old text\r\nthe   real\r\ncontent.\r\n-- \r\nsignature\r\n');
+  await withLiterals(c, 'a', [`APPEND INBOX {${m.length}}`, m, '']);
+  await c.imap('e', 'ENABLE UTF8=ACCEPT');
+  await c.imap('s', 'EXAMINE INBOX');
+  const r = await c.imap('f', 'FETCH * (SAVEDATE PREVIEW)');
+  assert.match(r.status, /^OK/);
+  assert.match(r.untagged[0]!, /SAVEDATE "\d\d-[A-Z][a-z]{2}-\d{4} \d\d:\d\d:\d\d \+0000" PREVIEW "Hallö there, the real content\."/);
+  c.close();
+});
