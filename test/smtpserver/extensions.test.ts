@@ -209,7 +209,8 @@ test('DSN parameters accepted and kept with the queued message; bad ones refused
 
   // Submission to a remote address: the parameters end up in the queue.
   const s = await submissionSession(srv);
-  assert.equal((await s.cmd('MAIL FROM:<jane@example.test> RET=FULL ENVID=env+2Bid')).code, 250);
+  // Held, so the row stays in the queue whatever the queue does with due messages.
+  assert.equal((await s.cmd('MAIL FROM:<jane@example.test> RET=FULL ENVID=env+2Bid HOLDFOR=86400')).code, 250);
   assert.equal((await s.cmd('RCPT TO:<bob@remote.example> NOTIFY=DELAY,FAILURE ORCPT=rfc822;Bob+40Remote@remote.example')).code, 250);
   assert.equal((await s.cmd('DATA')).code, 354);
   assert.equal((await s.cmd('From: jane@example.test\r\nSubject: dsn queued\r\n\r\nx\r\n.')).code, 250);
@@ -242,10 +243,17 @@ test('REQUIRETLS: refused without TLS, accepted after STARTTLS', async () => {
 
   // Submission: kept with the queued message for the outgoing delivery.
   const s = await submissionSession(srv);
-  assert.equal((await sendData(s, 'jane@example.test', ['carol@remote.example'], 'From: jane@example.test\r\nSubject: requiretls queued\r\n\r\nx\r\n', 'REQUIRETLS')).code, 250);
+  assert.equal((await sendData(s, 'jane@example.test', ['carol@remote.example'], 'From: jane@example.test\r\nSubject: requiretls queued\r\n\r\nx\r\n', 'REQUIRETLS HOLDFOR=86400')).code, 250);
+  // RFC 8689 5: "TLS-Required: No" asks for delivery even without (verified) TLS; neither gives NULL.
+  assert.equal((await sendData(s, 'jane@example.test', ['carol@remote.example'], 'From: jane@example.test\r\nTLS-Required: No\r\nSubject: tls optional\r\n\r\nx\r\n', 'HOLDFOR=86400')).code, 250);
+  assert.equal((await sendData(s, 'jane@example.test', ['carol@remote.example'], 'From: jane@example.test\r\nSubject: tls default\r\n\r\nx\r\n', 'HOLDFOR=86400')).code, 250);
   s.close();
-  const row = queueRows().find((q) => q.subject === 'requiretls queued');
-  assert.equal(row?.requiretls, 1);
+  const rows = queueRows();
+  assert.equal(rows.find((q) => q.subject === 'requiretls queued')?.requiretls, 1);
+  assert.equal(rows.find((q) => q.subject === 'tls optional')?.requiretls, 0);
+  const plain = rows.find((q) => q.subject === 'tls default');
+  assert.ok(plain);
+  assert.equal(plain.requiretls, null);
 });
 
 test('STARTTLS: commands pipelined after it in plain text are discarded, not run inside TLS', async () => {
