@@ -37,7 +37,7 @@ export function preview(msg: Buffer, root: Part): string {
   }
   const lines: string[] = [];
   for (const l of text.split(/\r?\n/)) {
-    if (l === '-- ') break; // Signature separator.
+    if (/^-- ?$/.test(l)) break; // Signature separator (RFC 3676 4.3; QP decoding may drop its space).
     if (/^\s*>/.test(l)) continue; // Quoted text.
     lines.push(l);
   }
