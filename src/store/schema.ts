@@ -49,6 +49,16 @@ const migrations: string[] = [
   CREATE TABLE removedfile (id INTEGER PRIMARY KEY, at INTEGER NOT NULL) STRICT;
   CREATE TABLE password (id INTEGER PRIMARY KEY CHECK (id = 1), credentials TEXT NOT NULL, changed INTEGER NOT NULL) STRICT;
   `,
+  // 2: METADATA entries (RFC 5464), per mailbox or for the server (mailbox_id 0).
+  `
+  CREATE TABLE metadata (
+    mailbox_id INTEGER NOT NULL,
+    -- Lower-cased entry name: entry names are compared case-insensitively.
+    name TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (mailbox_id, name)
+  ) STRICT, WITHOUT ROWID;
+  `,
 ];
 
 export const schemaVersion = migrations.length;
