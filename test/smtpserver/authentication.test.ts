@@ -275,3 +275,33 @@ test('a forged Authentication-Results field with our authserv-id is removed', { 
     JSON.stringify(fields),
   );
 });
+
+// RFC 5321 6.1: with its 250 reply to the data, the server takes responsibility for delivering
+// the message to every accepted recipient (or reporting failure). With one DATA reply for all
+// recipients, a DMARC reject that only some recipient domains waive leaves two consistent
+// choices: refuse the whole message, or deliver it to all; not a 250 that drops some of them.
+test('DMARC reject waived for one recipient domain only: no recipient is silently dropped', { todo: 'incoming() keeps only the AcceptDMARCRejects recipients and still answers 250 for all' }, async () => {
+  await editDomains(srv, 'Accounts:', '  bob:\n    Domain: example.test\n    Destinations:\n      bob@example.test: {}\n');
+  const set = await srv.cli(['setaccountpassword', 'bob'], 'bobs-pass\n');
+  assert.equal(set.code, 0, set.stderr);
+  const c: Case = { name: 'mixed', from: 'ceo@strict.example', mailFrom: 'bounce@esp.example', signers: [['esp.example', 'ed']], expect: { dkim: [] } };
+  const msg = await message(c, 'auth mixed recipients');
+  const s = await smtpSession(srv.ports.smtp);
+  assert.equal((await s.cmd(`MAIL FROM:<${c.mailFrom}>`)).code, 250);
+  assert.equal((await s.cmd('RCPT TO:<jane@lenient.test>')).code, 250);
+  assert.equal((await s.cmd('RCPT TO:<bob@example.test>')).code, 250);
+  assert.equal((await s.cmd('DATA')).code, 354);
+  s.write(Buffer.concat([msg, Buffer.from('.\r\n')]));
+  const reply = await s.reply();
+  s.close();
+  const bob = { user: 'bob@example.test', pass: 'bobs-pass' };
+  const bobs = [...(await findBySubject(srv, 'auth mixed recipients', 'INBOX', bob)), ...(await findBySubject(srv, 'auth mixed recipients', 'Junk', bob))];
+  const janes = await findBySubject(srv, 'auth mixed recipients', 'Junk');
+  if (reply.code === 250) {
+    assert.equal(janes.length, 1, 'jane (AcceptDMARCRejects) has it in Junk');
+    assert.equal(bobs.length, 1, 'bob was accepted with 250 and must get the message');
+  } else {
+    assert.equal(reply.code, 550, reply.text);
+    assert.deepEqual([janes.length, bobs.length], [0, 0]);
+  }
+});

@@ -47,22 +47,29 @@ export interface Fetched {
   source: Buffer;
 }
 
-async function imap(srv: TestServer): Promise<ImapFlow> {
+export interface Login {
+  user: string;
+  pass: string;
+}
+
+const jane: Login = { user: 'jane@example.test', pass: 'secret-pass' };
+
+async function imap(srv: TestServer, login: Login): Promise<ImapFlow> {
   const c = new ImapFlow({
     host: '127.0.0.1',
     port: srv.ports.imaps,
     secure: true,
     tls: { ca: srv.certPEM, servername: 'localhost' },
-    auth: { user: 'jane@example.test', pass: 'secret-pass' },
+    auth: login,
     logger: false,
   });
   await c.connect();
   return c;
 }
 
-/** All messages of one of jane's mailboxes, fetched over IMAP in UID order; [] for a missing or empty mailbox. */
-export async function fetchMailbox(srv: TestServer, mailbox = 'INBOX'): Promise<Fetched[]> {
-  const c = await imap(srv);
+/** All messages of one of jane's (or login's) mailboxes, fetched over IMAP in UID order; [] for a missing or empty mailbox. */
+export async function fetchMailbox(srv: TestServer, mailbox = 'INBOX', login = jane): Promise<Fetched[]> {
+  const c = await imap(srv, login);
   try {
     let mb;
     try {
@@ -81,8 +88,8 @@ export async function fetchMailbox(srv: TestServer, mailbox = 'INBOX'): Promise<
 }
 
 /** Messages whose header contains the given Subject value. */
-export async function findBySubject(srv: TestServer, subject: string, mailbox = 'INBOX'): Promise<Buffer[]> {
-  const all = await fetchMailbox(srv, mailbox);
+export async function findBySubject(srv: TestServer, subject: string, mailbox = 'INBOX', login = jane): Promise<Buffer[]> {
+  const all = await fetchMailbox(srv, mailbox, login);
   return all.map((m) => m.source).filter((s) => headerValues(s, 'subject').some((v) => v === subject));
 }
 
