@@ -164,6 +164,19 @@ test('BODY=BINARYMIME: refused with DATA, stored byte for byte with BDAT', async
   assert.ok(stored.subarray(stored.length - msg.length).equals(msg), 'binary content intact');
 });
 
+test('BDAT out of order: the chunk is read and dropped (RFC 3030 2), not run as commands', async () => {
+  const c = await smtpSession(srv.ports.smtp);
+  const chunk = 'QUIT\r\n';
+  const r = await c.cmd(`BDAT ${chunk.length} LAST\r\n${chunk}`.slice(0, -2));
+  assert.equal(r.code, 503);
+  // The QUIT inside the chunk was not executed.
+  assert.equal((await c.cmd('NOOP')).code, 250);
+  // A BDAT whose size cannot be parsed cannot be skipped: the connection is closed.
+  const bad = await c.cmd('BDAT ten LAST');
+  assert.equal(bad.code, 501);
+  await assert.rejects(c.line(2000), /closed/);
+});
+
 test('BODY values: 8BITMIME and 7BIT accepted, others refused', async () => {
   const c = await smtpSession(srv.ports.smtp);
   for (const v of ['8BITMIME', '7BIT', '8bitmime']) {
