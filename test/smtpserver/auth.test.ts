@@ -3,7 +3,7 @@
 // Postern's own SASL client over raw TLS sockets.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import type { TLSSocket } from 'node:tls';
+import tls, { type TLSSocket } from 'node:tls';
 import nodemailer from 'nodemailer';
 import { startServe, type TestServer } from '../helpers/server.js';
 import { Raw } from '../helpers/raw.js';
@@ -184,5 +184,18 @@ test('SCRAM with a wrong password fails with 535', async () => {
   const c = await tlsSubmission();
   const r = await saslAuth(c, 'SCRAM-SHA-1', { ...creds, password: 'not-it' });
   assert.equal(r.code, 535, r.text);
+  c.close();
+});
+
+// A client connecting by IP address sends no SNI (RFC 6066 3 forbids IP literals in it); it must
+// get the default certificate on port 465 as it does after STARTTLS on port 587.
+test('implicit TLS without SNI gets the default certificate', { todo: 'handshake_failure: tls.createServer ignores the secureContext option that CertStore.serverOptions sets' }, async () => {
+  const socket = await new Promise<TLSSocket>((resolve, reject) => {
+    const s = tls.connect({ host: '127.0.0.1', port: srv.ports.submissions, ca: srv.certPEM, checkServerIdentity: () => undefined }, () => resolve(s));
+    s.once('error', reject);
+  });
+  const c = new Raw(socket);
+  assert.equal((await c.reply()).code, 220);
+  assert.equal((await c.cmd('EHLO client.example')).code, 250);
   c.close();
 });
