@@ -26,12 +26,20 @@ export interface DKIMSelector {
   ExpirationSeconds: number;
 }
 
+export interface Route {
+  FromDomain: string[];
+  ToDomain: string[];
+  MinimumAttempts: number;
+  Transport: string;
+}
+
 export interface DomainConfig {
   Description?: string;
   LocalpartCatchallSeparator?: string;
   LocalpartCaseSensitive: boolean;
   DKIM: { Selectors: Record<string, DKIMSelector>; Sign: string[] };
   AcceptDMARCRejects: boolean;
+  Routes: Route[];
 }
 
 export interface AccountConfig {
@@ -40,6 +48,7 @@ export interface AccountConfig {
   FullName?: string;
   Destinations: Record<string, Destination>;
   QuotaMessageSize: number;
+  Routes: Route[];
 }
 
 export interface DomainsConfig {
@@ -80,6 +89,14 @@ function checkRegexp(v: string): string | undefined {
     return `invalid regular expression: ${(e as Error).message}`;
   }
 }
+
+/** A route chooses a transport for outbound messages, per delivery attempt. */
+export const routeSpec = struct('Route: when all given conditions match, the message is delivered with the transport.', {
+  FromDomain: list('Sender (MAIL FROM) domains, any matching; empty for all. A leading "." matches subdomains.', str('Domain.', 'example.com'), { optional: true }),
+  ToDomain: list('Recipient domains, any matching; empty for all. A leading "." matches subdomains.', str('Domain.', 'example.net'), { optional: true }),
+  MinimumAttempts: int('Match only from this many earlier failed attempts on, e.g. to fall back to a smarthost.', 0, { optional: true, default: 0, min: 0 }),
+  Transport: str('Name of a transport in postern.conf Transports.', 'isp-relay'),
+});
 
 const ruleset = struct('Rule: a message matching all given conditions is delivered to the rule\'s mailbox.', {
   SMTPMailFromRegexp: str('Regular expression (case-insensitive) matched against the SMTP MAIL FROM address.', '^bank@', { optional: true, check: checkRegexp }),
@@ -147,6 +164,7 @@ export const domainsSpec: StructSpec = struct('Domains configuration.', {
       AcceptDMARCRejects: bool(
         'Accept incoming messages that fail DMARC while the sender domain asks to reject them, and deliver them to the Junk mailbox instead of refusing them.',
       ),
+      Routes: list('Routes for messages with a sender address in this domain, evaluated after those of the account and before the global ones.', routeSpec, { optional: true }),
     }),
     { keyCheck: checkDomain },
   ),
@@ -167,6 +185,7 @@ export const domainsSpec: StructSpec = struct('Domains configuration.', {
         default: 0,
         min: 0,
       }),
+      Routes: list('Routes for messages submitted by this account, evaluated first.', routeSpec, { optional: true }),
     }),
     { keyCheck: checkAccountName },
   ),

@@ -2,6 +2,7 @@
 import { isIP } from 'node:net';
 import { bool, int, list, map, str, struct, type Spec, type StructSpec } from './schema.js';
 import { levels } from '../log/log.js';
+import { routeSpec, type Route } from './domains.js';
 
 export interface KeyCert {
   CertFile: string;
@@ -24,6 +25,48 @@ export interface Listener {
   IMAPS: ServiceConfig;
 }
 
+export interface TransportAuth {
+  Username: string;
+  Password: string;
+  Mechanisms: string[];
+}
+
+/** A smarthost reached over SMTP (port 25 style), submission with STARTTLS, or submission over implicit TLS. */
+export interface TransportSMTP {
+  Host: string;
+  Port?: number;
+  STARTTLSInsecureSkipVerify: boolean;
+  NoSTARTTLS: boolean;
+  Auth?: TransportAuth;
+}
+
+export interface TransportSocks {
+  Address: string;
+  RemoteIPs: string[];
+  RemoteHostname: string;
+}
+
+export interface Transport {
+  Submissions?: TransportSMTP;
+  Submission?: TransportSMTP;
+  SMTP?: TransportSMTP;
+  Socks?: TransportSocks;
+  Direct?: { DisableIPv4: boolean; DisableIPv6: boolean };
+  Fail?: { SMTPCode: number; SMTPMessage: string };
+}
+
+export interface QueueConfig {
+  MaxAttempts: number;
+  Concurrency: number;
+  SMTPPort: number;
+  ConnectTimeoutSeconds: number;
+  CAFiles: string[];
+  MTASTSPort?: number;
+  RetiredDays: number;
+  NoTLSReports: boolean;
+  Paused: boolean;
+}
+
 export interface StaticConfig {
   Hostname: string;
   DataDir: string;
@@ -35,6 +78,9 @@ export interface StaticConfig {
   AdminPasswordFile: string;
   Postmaster: { Account: string; Mailbox: string };
   Listeners: Record<string, Listener>;
+  Queue: QueueConfig;
+  Transports: Record<string, Transport>;
+  Routes: Route[];
 }
 
 export const defaultMaxMessageSize = 100 * 1024 * 1024;
@@ -59,6 +105,60 @@ const service = (name: string, port: number, extra: Record<string, Spec> = {}) =
     },
     { optional: true, default: { Enabled: false, Port: port, ...Object.fromEntries(Object.entries(extra).map(([k, v]) => [k, v.default])) } },
   );
+
+const smtpTransport = (what: string, port: number) =>
+  struct(
+    what,
+    {
+      Host: str('Host name of the server; its certificate must be valid for this name.', 'smtp.example.net'),
+      Port: int(`Port. Default ${port}.`, port, { optional: true, min: 1, max: 65535 }),
+      STARTTLSInsecureSkipVerify: bool('Do not verify the server certificate of STARTTLS or implicit TLS. Dangerous: anyone on the path can read the mail and the password.'),
+      NoSTARTTLS: bool('Do not use STARTTLS: mail and password cross the network in plain text. Only for SMTP and Submission.'),
+      Auth: struct(
+        'Authentication with the server. The strongest mechanism offered that is allowed is used.',
+        {
+          Username: str('User name.', 'jane@example.net'),
+          Password: str('Password.', 'secret'),
+          Mechanisms: list('Allowed mechanisms; default SCRAM-SHA-256, SCRAM-SHA-1, CRAM-MD5 and PLAIN (PLAIN only over TLS).', str('Mechanism.', 'SCRAM-SHA-256', {
+            values: ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-256', 'SCRAM-SHA-1-PLUS', 'SCRAM-SHA-1', 'CRAM-MD5', 'PLAIN', 'LOGIN'],
+          }), { optional: true, examples: ['SCRAM-SHA-256'] }),
+        },
+        { optional: true },
+      ),
+    },
+    { optional: true },
+  );
+
+const transportSpec = struct('Transport: exactly one of the kinds below.', {
+  Submissions: smtpTransport('Submission over implicit TLS (RFC 8314) to a smarthost.', 465),
+  Submission: smtpTransport('Submission with STARTTLS (RFC 6409) to a smarthost.', 587),
+  SMTP: smtpTransport('SMTP with opportunistic STARTTLS to a smarthost, e.g. a relay of the provider.', 25),
+  Socks: struct(
+    'Direct delivery through a SOCKS5 proxy (RFC 1928).',
+    {
+      Address: str('Address of the proxy as host:port.', '127.0.0.1:1080'),
+      RemoteIPs: list('IP addresses the proxy connects from, for SPF and reverse DNS.', str('IP address.', '198.51.100.1', { check: checkIP })),
+      RemoteHostname: str('Host name for the IPs of the proxy, used in EHLO.', 'proxy.example.com'),
+    },
+    { optional: true },
+  ),
+  Direct: struct(
+    'Direct delivery to the MX hosts of the recipient domain, as without transport, with options.',
+    {
+      DisableIPv4: bool('Do not connect to IPv4 addresses.'),
+      DisableIPv6: bool('Do not connect to IPv6 addresses.'),
+    },
+    { optional: true },
+  ),
+  Fail: struct(
+    'Fail delivery at once, e.g. for domains that must not get mail; the sender gets a DSN.',
+    {
+      SMTPCode: int('SMTP reply code for the DSN, 4xx or 5xx: a 4xx code is retried until the attempts run out.', 554, { optional: true, default: 554, min: 400, max: 599 }),
+      SMTPMessage: str('Text for the DSN.', 'delivery to this domain is not allowed', { optional: true, default: 'delivery not allowed by configuration' }),
+    },
+    { optional: true },
+  ),
+});
 
 export const staticSpec: StructSpec = struct('Static configuration.', {
   Hostname: str('Fully qualified domain name of this machine, used in SMTP greetings, Received headers and as TLS name.', 'mail.example.com'),
@@ -124,6 +224,32 @@ export const staticSpec: StructSpec = struct('Static configuration.', {
       IMAPS: service('IMAP over implicit TLS', 993),
     }),
   ),
+  Queue: struct(
+    'Outbound delivery of submitted messages to other domains.',
+    {
+      MaxAttempts: int('Delivery attempts before a message fails with a DSN to the sender. Retries wait 7.5 minutes, doubling each time: 8 attempts take about 16 hours.', 8, {
+        optional: true,
+        default: 8,
+        min: 1,
+        max: 20,
+      }),
+      Concurrency: int('Deliveries (connections) at the same time.', 10, { optional: true, default: 10, min: 1, max: 1000 }),
+      SMTPPort: int('Port of the MX hosts for direct delivery. Only other than 25 for testing.', 25, { optional: true, default: 25, min: 1, max: 65535 }),
+      ConnectTimeoutSeconds: int('Seconds to wait for a TCP connection to an MX host or smarthost.', 30, { optional: true, default: 30, min: 1, max: 600 }),
+      CAFiles: list('PEM files with CA certificates trusted besides the system roots, for MTA-STS, PKIX verification of MX hosts and smarthosts. Relative to the directory of this file.', str('File.', 'ca.pem'), {
+        optional: true,
+      }),
+      MTASTSPort: int('Port to fetch MTA-STS policies from instead of 443. Only for testing.', 443, { optional: true, min: 1, max: 65535 }),
+      RetiredDays: int('Days to keep delivered and failed messages in the retired list, for "postern queue retired".', 7, { optional: true, default: 7, min: 0, max: 365 }),
+      NoTLSReports: bool('Do not send daily TLS reports (RFC 8460) to recipient domains that ask for them.'),
+      Paused: bool('Keep submitted messages in the queue without attempting delivery, e.g. while setting up; the queue commands still work.'),
+    },
+    { optional: true, default: { MaxAttempts: 8, Concurrency: 10, SMTPPort: 25, ConnectTimeoutSeconds: 30, CAFiles: [], RetiredDays: 7, NoTLSReports: false, Paused: false } },
+  ),
+  Transports: map('Named ways to deliver outbound mail other than directly, used by Routes.', 'isp-relay', transportSpec, { optional: true }),
+  Routes: list('Routes for all accounts, evaluated after those of the account and of the sender domain in domains.conf; the first that matches chooses the transport. Without a match, delivery is direct.', routeSpec, {
+    optional: true,
+  }),
 });
 
 export const staticHeader = `Static configuration of Postern: postern.conf.

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { fsyncDir, type MsgFile } from '../store/tempfile.js';
+import { parseDomain } from '../dns/domain.js';
 
 const perDir = 8192;
 
@@ -50,6 +51,49 @@ const schema = [
   CREATE INDEX msg_file ON msg (fileid);
   CREATE TABLE fileseq (id INTEGER PRIMARY KEY AUTOINCREMENT) STRICT;
   `,
+  `
+  -- Details of the last failure, JSON {status, mta, diag}, for DSNs (RFC 3464 2.3).
+  ALTER TABLE msg ADD COLUMN lastdetail TEXT;
+  -- A "delayed" DSN was sent.
+  ALTER TABLE msg ADD COLUMN delaydsn INTEGER NOT NULL DEFAULT 0;
+  -- TLS reports are not themselves counted in TLS reports (RFC 8460 5.3).
+  ALTER TABLE msg ADD COLUMN istlsreport INTEGER NOT NULL DEFAULT 0;
+  CREATE TABLE holdrule (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account TEXT NOT NULL DEFAULT '',
+    senderdomain TEXT NOT NULL DEFAULT '',
+    recipientdomain TEXT NOT NULL DEFAULT ''
+  ) STRICT;
+  -- Delivered and failed recipients, kept for a while after they left the queue.
+  CREATE TABLE retired (
+    id INTEGER PRIMARY KEY,
+    created INTEGER NOT NULL,
+    account TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    recipientdomain TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    messageid TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    transport TEXT NOT NULL,
+    success INTEGER NOT NULL,
+    lasterror TEXT,
+    retired INTEGER NOT NULL,
+    keepuntil INTEGER NOT NULL
+  ) STRICT;
+  CREATE INDEX retired_keep ON retired (keepuntil);
+  -- Outcome of one TLS session or policy lookup, for daily TLS reports (RFC 8460 4).
+  CREATE TABLE tlsresult (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    policydomain TEXT NOT NULL,
+    -- Start of the UTC day, ms since epoch.
+    day INTEGER NOT NULL,
+    -- A PolicyResult of src/tlsrpt/report.ts as JSON.
+    result TEXT NOT NULL
+  ) STRICT;
+  CREATE INDEX tlsresult_day ON tlsresult (day);
+  `,
 ];
 
 export interface QueueRecipient {
@@ -74,6 +118,9 @@ export interface EnqueueOptions {
   nextAttempt: number;
   messageId?: string;
   subject?: string;
+  /** Attempts before giving up; the configured maximum when absent. */
+  maxAttempts?: number;
+  isTLSReport?: boolean;
 }
 
 export interface QueueMsg {
@@ -102,11 +149,76 @@ export interface QueueMsg {
   transport: string;
   messageid: string;
   subject: string;
+  lastdetail: string | null;
+  /** Present in rows read with all columns. */
+  prefix?: Buffer;
+  delaydsn: number;
+  istlsreport: number;
+}
+
+export interface HoldRule {
+  id: number;
+  /** Empty strings match everything. */
+  account: string;
+  senderdomain: string;
+  recipientdomain: string;
+}
+
+export interface RetiredMsg {
+  id: number;
+  created: number;
+  account: string;
+  sender: string;
+  recipient: string;
+  recipientdomain: string;
+  size: number;
+  messageid: string;
+  subject: string;
+  attempts: number;
+  transport: string;
+  success: number;
+  lasterror: string | null;
+  retired: number;
+  keepuntil: number;
+}
+
+/** Selects queued messages; all given fields must match. */
+export interface Filter {
+  ids?: number[];
+  account?: string;
+  /** Sender domain, ASCII or Unicode. */
+  fromDomain?: string;
+  toDomain?: string;
+  recipient?: string;
+  transport?: string;
+  hold?: boolean;
+}
+
+/** The domain of an address, lower case; "" for the null sender. */
+export function addressDomain(addr: string): string {
+  const at = addr.lastIndexOf('@');
+  return at < 0 ? '' : addr.slice(at + 1).toLowerCase();
+}
+
+/** Whether a hold rule applies; domains compare in ASCII form. */
+export function holdMatches(h: Omit<HoldRule, 'id'>, account: string, senderDomain: string, recipientDomain: string): boolean {
+  const eq = (rule: string, v: string) => rule === '' || asciiOr(rule) === asciiOr(v);
+  return (h.account === '' || h.account === account) && eq(h.senderdomain, senderDomain) && eq(h.recipientdomain, recipientDomain);
+}
+
+function asciiOr(d: string): string {
+  try {
+    return parseDomain(d).ascii;
+  } catch {
+    return d.toLowerCase();
+  }
 }
 
 export class QueueStore extends EventEmitter {
   readonly db: Database.Database;
   readonly dir: string;
+  /** Default for messages enqueued without their own maximum. */
+  maxAttempts = 8;
 
   constructor(dataDir: string) {
     super();
@@ -142,10 +254,12 @@ export class QueueStore extends EventEmitter {
       fsyncDir(path.dirname(dst));
       const ins = this.db.prepare(
         `INSERT INTO msg (fileid, created, account, sender, recipient, recipientdomain, size, prefix, has8bit, smtputf8, requiretls,
-          dsnret, dsnenvid, dsnnotify, dsnorcpt, futurerelease, nextattempt, messageid, subject)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          dsnret, dsnenvid, dsnnotify, dsnorcpt, futurerelease, nextattempt, messageid, subject, maxattempts, istlsreport, hold)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       );
+      const rules = this.holdRules();
       for (const r of o.recipients) {
+        const held = rules.some((h) => holdMatches(h, o.account, addressDomain(o.sender), r.domain));
         const info = ins.run(
           fileid,
           Date.now(),
@@ -166,6 +280,9 @@ export class QueueStore extends EventEmitter {
           o.nextAttempt,
           o.messageId ?? '',
           o.subject ?? '',
+          o.maxAttempts ?? this.maxAttempts,
+          o.isTLSReport ? 1 : 0,
+          held ? 1 : 0,
         );
         ids.push(Number(info.lastInsertRowid));
       }
@@ -198,12 +315,84 @@ export class QueueStore extends EventEmitter {
         this.db.prepare('DELETE FROM msg WHERE id = ?').run(id);
       }
     })();
-    for (const f of files) {
+    this.dropUnusedFiles([...files]);
+  }
+
+  /** Queued messages matching a filter, in id order. */
+  select(f: Filter = {}): QueueMsg[] {
+    return this.list().filter((m) => matches(m, f));
+  }
+
+  /** Updates the given columns of messages. */
+  update(ids: number[], set: Partial<Pick<QueueMsg, 'hold' | 'nextattempt' | 'transport' | 'attempts' | 'lastattempt' | 'lasterror' | 'lastdetail' | 'delaydsn' | 'maxattempts' | 'requiretls'>>): void {
+    const cols = Object.keys(set);
+    if (cols.length === 0 || ids.length === 0) return;
+    const stmt = this.db.prepare(`UPDATE msg SET ${cols.map((c) => `${c} = ?`).join(', ')} WHERE id = ?`);
+    const values = Object.values(set);
+    this.db.transaction(() => {
+      for (const id of ids) stmt.run(...values, id);
+    })();
+    this.emit('changed');
+  }
+
+  /** Moves delivered or failed recipients to the retired list and removes them from the queue. */
+  retire(msgs: QueueMsg[], success: boolean, lasterror: string | null, now: number, keepMs: number, removeFiles = true): void {
+    const ins = this.db.prepare(
+      `INSERT OR REPLACE INTO retired (id, created, account, sender, recipient, recipientdomain, size, messageid, subject, attempts, transport, success, lasterror, retired, keepuntil)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.db.transaction(() => {
+      for (const m of msgs) {
+        ins.run(m.id, m.created, m.account, m.sender, m.recipient, m.recipientdomain, m.size, m.messageid, m.subject, m.attempts, m.transport, success ? 1 : 0, lasterror, now, now + keepMs);
+      }
+      this.db.prepare('DELETE FROM retired WHERE keepuntil < ?').run(now);
+      for (const m of msgs) this.db.prepare('DELETE FROM msg WHERE id = ?').run(m.id);
+    })();
+    if (removeFiles) this.dropUnusedFiles(msgs.map((m) => m.fileid));
+  }
+
+  /** Removes the message files no queued recipient uses anymore. */
+  dropUnusedFiles(fileids: number[]): void {
+    for (const f of new Set(fileids)) {
       if (!this.db.prepare('SELECT 1 FROM msg WHERE fileid = ?').get(f)) fs.rmSync(this.filePath(f), { force: true });
     }
+  }
+
+  retired(): RetiredMsg[] {
+    return this.db.prepare('SELECT * FROM retired ORDER BY retired, id').all() as RetiredMsg[];
+  }
+
+  holdRules(): HoldRule[] {
+    return this.db.prepare('SELECT * FROM holdrule ORDER BY id').all() as HoldRule[];
+  }
+
+  /** Adds a hold rule and holds the queued messages it matches. */
+  addHoldRule(r: Omit<HoldRule, 'id'>): HoldRule {
+    const id = Number(this.db.prepare('INSERT INTO holdrule (account, senderdomain, recipientdomain) VALUES (?, ?, ?)').run(r.account, r.senderdomain, r.recipientdomain).lastInsertRowid);
+    const held = this.list().filter((m) => !m.hold && holdMatches(r, m.account, addressDomain(m.sender), m.recipientdomain));
+    this.update(
+      held.map((m) => m.id),
+      { hold: 1 },
+    );
+    return { id, ...r };
+  }
+
+  removeHoldRule(id: number): boolean {
+    return this.db.prepare('DELETE FROM holdrule WHERE id = ?').run(id).changes > 0;
   }
 
   close(): void {
     if (this.db.open) this.db.close();
   }
+}
+
+function matches(m: QueueMsg, f: Filter): boolean {
+  if (f.ids && !f.ids.includes(m.id)) return false;
+  if (f.account !== undefined && m.account !== f.account) return false;
+  if (f.fromDomain !== undefined && asciiOr(addressDomain(m.sender)) !== asciiOr(f.fromDomain)) return false;
+  if (f.toDomain !== undefined && m.recipientdomain !== asciiOr(f.toDomain)) return false;
+  if (f.recipient !== undefined && m.recipient.toLowerCase() !== f.recipient.toLowerCase()) return false;
+  if (f.transport !== undefined && m.transport !== f.transport) return false;
+  if (f.hold !== undefined && !!m.hold !== f.hold) return false;
+  return true;
 }

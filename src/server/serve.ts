@@ -9,6 +9,8 @@ import { listenIMAP } from '../imapserver/server.js';
 import { CtlServer, ctlPath, type CtlHandler } from '../ctl/ctl.js';
 import { systemClock, AdjustableClock, ConnectionLimiter, Limiter, type Clock } from '../limits/limiter.js';
 import { QueueStore } from '../queue/store.js';
+import { Delivery } from '../queue/deliver.js';
+import { queueHandlers } from '../queue/ctl.js';
 import { resolverFor } from './resolver.js';
 import { Log, setLevels, setLevel, getLevels, isLevel, type Level } from '../log/log.js';
 import type { App } from './app.js';
@@ -58,6 +60,15 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
     localserve: !!opts.localserve,
     sessions: new Set(),
   };
+  let delivery: Delivery;
+  try {
+    delivery = new Delivery(app);
+  } catch (e) {
+    await ctl.close();
+    store.close();
+    queue.close();
+    throw e;
+  }
   const servers: net.Server[] = [];
   const sockets = new Set<net.Socket>();
   const listening: Running['listening'] = [];
@@ -76,6 +87,7 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
       while (sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       for (const s of sockets) s.destroy();
       await ctl.close();
+      await delivery.close();
       store.close();
       queue.close();
       log.info('stopped');
@@ -91,13 +103,14 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
   } catch (e) {
     for (const s of servers) s.close();
     await ctl.close();
+    await delivery.close();
     store.close();
     throw e;
   }
 
   handlers.set('ping', () => 'pong');
   handlers.set('metrics', () => registry.metrics());
-  handlers.set('queue list', () => queue.list());
+  for (const [name, h] of queueHandlers(app, delivery)) handlers.set(name, h);
   if (clock instanceof AdjustableClock) {
     handlers.set('clock advance', (args) => {
       clock.advance(Number(args.ms));
@@ -124,6 +137,8 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
   cleanup.unref();
   for (const a of Object.keys(config.domains.Accounts)) store.account(a).removeFiles(Number.MAX_SAFE_INTEGER);
 
+  // localserve delivers every recipient locally: nothing is queued there.
+  if (!app.localserve) delivery.start();
   log.info('postern started', { hostname: config.static_.Hostname, localserve: app.localserve });
   return { app, listening, stopped, stop };
 }

@@ -185,6 +185,19 @@ export interface ServeOptions {
   domains?: string;
   /** Extra YAML appended to postern.conf. */
   staticExtra?: string;
+  /**
+   * Outbound delivery: without this the queue is paused (Queue.Paused), so queued messages stay
+   * as submitted. With it, the YAML lines (indented by 2) go under Queue and delivery runs.
+   */
+  queue?: string;
+  /** Extra YAML for domains.conf, appended under Accounts (indented by 2). */
+  accounts?: string;
+  /** Passwords of the accounts added with `accounts`. */
+  passwords?: Record<string, string>;
+  /** Hostname in postern.conf instead of mail.example.test. */
+  hostname?: string;
+  /** TLS certificate and key (PEM) instead of the self-signed one for localhost. */
+  tls?: { certPEM: string; keyPEM: string };
 }
 
 /**
@@ -197,13 +210,13 @@ export async function startServe(opts: ServeOptions = {}): Promise<TestServer> {
   const ports = await allocPorts();
   const cdir = path.join(dir, 'config');
   fs.mkdirSync(cdir);
-  const { keyPEM, certPEM } = selfSigned(['localhost', 'mail.example.test'], ['127.0.0.1']);
+  const { keyPEM, certPEM } = opts.tls ?? selfSigned(['localhost', 'mail.example.test'], ['127.0.0.1']);
   fs.writeFileSync(path.join(cdir, 'tls.key'), keyPEM);
   fs.writeFileSync(path.join(cdir, 'tls.crt'), certPEM);
   const svc = (name: string, port: number) => `    ${name}:\n      Enabled: true\n      Port: ${port}\n`;
   fs.writeFileSync(
     path.join(cdir, 'postern.conf'),
-    `Hostname: mail.example.test
+    `Hostname: ${opts.hostname ?? 'mail.example.test'}
 DataDir: ../data
 Postmaster:
   Account: jane
@@ -215,7 +228,7 @@ Listeners:
         - CertFile: tls.crt
           KeyFile: tls.key
 ${svc('SMTP', ports.smtp)}${svc('Submission', ports.submission)}${svc('Submissions', ports.submissions)}${svc('IMAP', ports.imap)}${svc('IMAPS', ports.imaps)}Resolver: "${dns.address}"
-${opts.staticExtra ?? ''}`,
+${opts.queue === undefined ? 'Queue:\n  Paused: true\n' : `Queue:\n${opts.queue.replace(/^(?=.)/gm, '  ')}\n`}${opts.staticExtra ?? ''}`,
   );
   const dkimTXT: Record<string, string> = {};
   let dkimConf = '';
@@ -242,10 +255,11 @@ Accounts:
       jane@example.test: {}
       jane.archive@example.test:
         Mailbox: Archive
-`,
+${opts.accounts ?? ''}`,
   );
   const store = new Store(path.join(dir, 'data'));
   store.account('jane').setCredentials(await deriveCredentials('secret-pass'));
+  for (const [account, password] of Object.entries(opts.passwords ?? {})) store.account(account).setCredentials(await deriveCredentials(password));
   store.close();
   const configFile = path.join(cdir, 'postern.conf');
   const s = new TestServer(dir, configFile, ports, certPEM, ['--config', configFile, 'serve']);

@@ -1,0 +1,77 @@
+// TLS results of outbound sessions, kept per policy domain and UTC day, and the daily TLS
+// reports (RFC 8460) sent to the policy domains that publish a _smtp._tls record.
+import fsp from 'node:fs/promises';
+import type { App } from '../server/app.js';
+import type { QueueStore } from './store.js';
+import { buildReport, type PolicyResult } from '../tlsrpt/report.js';
+import { lookupTLSRPTRecord } from '../tlsrpt/record.js';
+import { composeReportMessage } from '../tlsrpt/message.js';
+import { Log } from '../log/log.js';
+
+const log = Log.pkg('queue');
+const DAY = 86400_000;
+
+export function recordTLSResult(q: QueueStore, now: number, r: PolicyResult): void {
+  q.db.prepare('INSERT INTO tlsresult (policydomain, day, result) VALUES (?, ?, ?)').run(r.policyDomain, now - (now % DAY), JSON.stringify(r));
+}
+
+export function tlsResults(q: QueueStore): { policydomain: string; day: number; result: PolicyResult }[] {
+  const rows = q.db.prepare('SELECT policydomain, day, result FROM tlsresult ORDER BY id').all() as { policydomain: string; day: number; result: string }[];
+  return rows.map((r) => ({ ...r, result: JSON.parse(r.result) as PolicyResult }));
+}
+
+/**
+ * Sends the reports of days that have ended (RFC 8460 4.1: a report covers a UTC day), by
+ * mail to the "mailto:" destinations of the policy domain's record, and forgets the results.
+ * HTTPS destinations are not used. Returns the number of report messages queued.
+ */
+export async function sendTLSReports(app: App): Promise<number> {
+  const q = app.queue;
+  const now = app.clock.now();
+  const today = now - (now % DAY);
+  const due = q.db.prepare('SELECT DISTINCT policydomain, day FROM tlsresult WHERE day < ?').all(today) as { policydomain: string; day: number }[];
+  let sent = 0;
+  const hostname = app.config.static_.Hostname;
+  for (const { policydomain, day } of due) {
+    const rows = (q.db.prepare('SELECT result FROM tlsresult WHERE policydomain = ? AND day = ?').all(policydomain, day) as { result: string }[]).map(
+      (r) => JSON.parse(r.result) as PolicyResult,
+    );
+    const rec = await lookupTLSRPTRecord(app.resolver, policydomain);
+    if (rec.status === 'temporary-failure' && now - day < 3 * DAY) continue;
+    q.db.prepare('DELETE FROM tlsresult WHERE policydomain = ? AND day = ?').run(policydomain, day);
+    if (rec.status !== 'found') continue;
+    const report = buildReport(
+      {
+        organizationName: hostname,
+        start: new Date(day),
+        end: new Date(day + DAY - 1000),
+        contactInfo: `postmaster@${hostname}`,
+        reportId: `${new Date(day).toISOString().slice(0, 10)}.${policydomain}@${hostname}`,
+      },
+      rows,
+    );
+    for (const dest of rec.record.rua) {
+      if (dest.type !== 'mailto') continue;
+      const msg = composeReportMessage({ from: `postmaster@${hostname}`, to: dest.address, submitter: hostname, policyDomain: policydomain, report, date: new Date(now) });
+      const file = await app.store.writeTemp(msg);
+      try {
+        const at = dest.address.lastIndexOf('@');
+        // The null sender: a failing report must not cause a DSN (RFC 3461 6.2 applies in spirit).
+        q.enqueue(file, {
+          account: app.config.static_.Postmaster.Account,
+          sender: '',
+          recipients: [{ address: dest.address, domain: dest.address.slice(at + 1) }],
+          requireTLS: false,
+          nextAttempt: now,
+          subject: `TLS report for ${policydomain}`,
+          isTLSReport: true,
+        });
+        sent++;
+        log.info('tls report queued', { policydomain, to: dest.address });
+      } finally {
+        await fsp.rm(file.path, { force: true });
+      }
+    }
+  }
+  return sent;
+}
