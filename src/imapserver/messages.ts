@@ -1,6 +1,6 @@
 // Message commands: FETCH, STORE, COPY, MOVE, EXPUNGE, CLOSE, UNSELECT, APPEND, REPLACE.
 import fsp from 'node:fs/promises';
-import { register, No, Bad, appendLimit } from './registry.js';
+import { register, No, Bad, appendLimit, type CommandContext } from './registry.js';
 import { parseFetchAtts, fetchItems, needsContent, needsPart, setsSeen, FetchError, type Fetched } from './fetch.js';
 import { formatSet, formatOrdered } from './uidset.js';
 import type { Parser } from './parse.js';
@@ -9,7 +9,9 @@ import { parseMessage } from '../message/part.js';
 import { Flag, flagList, flagNames, parseFlags } from '../store/flags.js';
 import type { MsgFile } from '../store/tempfile.js';
 
-async function cmdFetch(s: Session, p: Parser, uid: boolean): Promise<undefined> {
+async function cmdFetch(s: Session, p: Parser, c: CommandContext): Promise<undefined> {
+  const uid = c.uid;
+  s.requireUID(uid);
   p.space();
   const set = p.seqSet();
   p.space();
@@ -44,6 +46,7 @@ async function cmdFetch(s: Session, p: Parser, uid: boolean): Promise<undefined>
   const content = needsContent(atts) || withPart;
   const markSeen = setsSeen(atts) && !sel.readOnly;
   const acc = s.account!;
+  let done = 0;
   for (const u of uids) {
     let row = acc.message(sel.mailbox.id, u);
     if (!row) continue; // Expunged by another session; the EXPUNGE comes later.
@@ -67,13 +70,16 @@ async function cmdFetch(s: Session, p: Parser, uid: boolean): Promise<undefined>
     }
     // RFC 9051 6.4.5: a \Seen set as side effect is reported.
     if (flagsChanged && !atts.some((a) => a.name === 'FLAGS')) items.push(Buffer.from(` FLAGS (${flagList(row.flags, row.keywords).join(' ')})`));
-    s.conn.write(Buffer.concat([Buffer.from(`* ${seq} FETCH (`), ...items, Buffer.from(')\r\n')]));
+    s.conn.write(s.fetchResponse(seq, u, items));
     if (content) await s.conn.drain();
+    // RFC 9585: progress of long commands.
+    if (++done % 1000 === 0 && uids.length >= 2000) s.untagged(`OK [INPROGRESS ("${c.tag}" ${done} ${uids.length})] fetching`);
   }
   return;
 }
 
 function cmdStore(s: Session, p: Parser, uid: boolean): string | undefined {
+  s.requireUID(uid);
   p.space();
   const set = p.seqSet();
   p.space();
@@ -115,7 +121,7 @@ function cmdStore(s: Session, p: Parser, uid: boolean): string | undefined {
     const m = acc.message(sel.mailbox.id, u);
     if (!m) continue;
     const parts = [uid ? `UID ${u}` : '', silent ? '' : `FLAGS (${flagList(m.flags, m.keywords).join(' ')})`, s.condstore ? `MODSEQ (${m.modseq})` : ''].filter(Boolean);
-    s.untagged(`${s.seqOf(u)} FETCH (${parts.join(' ')})`);
+    s.conn.write(s.fetchResponse(s.seqOf(u), u, parts.join(' ')));
   }
   if (modified.length) return `[MODIFIED ${formatSet(modified)}] conditional store completed`;
   return undefined;
@@ -130,6 +136,7 @@ function targetMailbox(s: Session, p: Parser) {
 }
 
 function cmdCopy(s: Session, p: Parser, uid: boolean, move: boolean): string {
+  s.requireUID(uid);
   p.space();
   const set = p.seqSet();
   p.space();
@@ -225,6 +232,7 @@ async function cmdAppend(s: Session, p: Parser): Promise<string> {
 
 /** REPLACE (RFC 8508): append the new version, then expunge the old one. */
 async function cmdReplace(s: Session, p: Parser, uid: boolean): Promise<string> {
+  s.requireUID(uid);
   p.space();
   const n = p.nzNumber();
   p.space();
@@ -242,7 +250,7 @@ async function cmdReplace(s: Session, p: Parser, uid: boolean): Promise<string> 
   return 'REPLACE completed';
 }
 
-register(['FETCH', 'UID FETCH'], { states: ['selected'], run: (s, p, c) => cmdFetch(s, p, c.uid) }, ['BINARY', 'SAVEDATE', 'PREVIEW']);
+register(['FETCH', 'UID FETCH'], { states: ['selected'], run: (s, p, c) => cmdFetch(s, p, c) }, ['BINARY', 'SAVEDATE', 'PREVIEW', 'INPROGRESS']);
 register(['STORE', 'UID STORE'], { states: ['selected'], run: (s, p, c) => cmdStore(s, p, c.uid) });
 register(['COPY', 'UID COPY'], { states: ['selected'], run: (s, p, c) => cmdCopy(s, p, c.uid, false) });
 register(['MOVE', 'UID MOVE'], { states: ['selected'], run: (s, p, c) => cmdCopy(s, p, c.uid, true) }, ['MOVE']);

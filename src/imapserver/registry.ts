@@ -47,4 +47,11 @@ export class No extends Error {
 }
 
 /** BAD response: the command was not understood or not allowed now. */
-export class Bad extends Error {}
+export class Bad extends Error {
+  constructor(
+    message: string,
+    readonly code?: string,
+  ) {
+    super(message);
+  }
+}

@@ -28,7 +28,7 @@ const notAuthTimeout = 60_000;
 const authTimeout = 30 * 60_000 + 10_000;
 const maxBad = 20;
 /** Extensions a client can turn on with ENABLE. */
-const enableable = ['IMAP4REV2', 'UTF8=ACCEPT', 'CONDSTORE', 'QRESYNC'];
+const enableable = ['IMAP4REV2', 'UTF8=ACCEPT', 'CONDSTORE', 'QRESYNC', 'UIDONLY'];
 
 
 
@@ -245,7 +245,8 @@ export class Session {
     } catch (e) {
       if (e instanceof ParseError || e instanceof Bad) {
         if (++this.bad > maxBad) throw new Bye('too many bad commands');
-        this.conn.write(`${tag} BAD ${e.message}\r\n`);
+        const code = e instanceof Bad && e.code ? `[${e.code}] ` : '';
+        this.conn.write(`${tag} BAD ${code}${e.message}\r\n`);
       } else if (e instanceof No) {
         this.flushChanges(!['FETCH', 'STORE', 'SEARCH'].includes(name));
         this.conn.write(`${tag} NO ${e.code ? `[${e.code}] ` : ''}${e.message}\r\n`);
@@ -503,10 +504,31 @@ export class Session {
       );
       if (gone.length) this.untagged(`VANISHED (EARLIER) ${formatSet(gone)}`);
       msgs.forEach((m, i) => {
-        if (m.modseq > qresync!.modseq) this.untagged(`${i + 1} FETCH (UID ${m.uid} FLAGS (${flagList(m.flags, m.keywords).join(' ')}) MODSEQ (${m.modseq}))`);
+        if (m.modseq > qresync!.modseq) this.conn.write(this.fetchResponse(i + 1, m.uid, `UID ${m.uid} FLAGS (${flagList(m.flags, m.keywords).join(' ')}) MODSEQ (${m.modseq})`));
       });
     }
     return `[${readOnly ? 'READ-ONLY' : 'READ-WRITE'}] ${readOnly ? 'EXAMINE' : 'SELECT'} completed`;
+  }
+
+  /**
+   * An untagged FETCH response with its data items (without parentheses): by sequence
+   * number, or as UIDFETCH by UID once UIDONLY is enabled (RFC 9586 3.2).
+   */
+  fetchResponse(seq: number, uid: number, items: string | Buffer[]): Buffer {
+    const data = typeof items === 'string' ? [Buffer.from(items)] : items;
+    if (this.enabled.has('UIDONLY')) {
+      // The UID is the response's number; a leading "UID n" item is left out.
+      let b = Buffer.concat(data);
+      const m = /^UID \d+ ?/.exec(b.toString('latin1', 0, 20));
+      if (m) b = b.subarray(m[0].length);
+      return Buffer.concat([Buffer.from(`* ${uid} UIDFETCH (`), b, Buffer.from(')\r\n')]);
+    }
+    return Buffer.concat([Buffer.from(`* ${seq} FETCH (`), ...data, Buffer.from(')\r\n')]);
+  }
+
+  /** RFC 9586 3: with UIDONLY, commands with message sequence numbers are refused. */
+  requireUID(uid: boolean): void {
+    if (!uid && this.enabled.has('UIDONLY')) throw new Bad('sequence numbers are not allowed with UIDONLY', 'UIDREQUIRED');
   }
 
   /** RFC 8437: back to the not-authenticated state, as after connecting. */
@@ -532,6 +554,10 @@ export class Session {
     return out;
   }
 
+  get vanished(): boolean {
+    return this.enabled.has('QRESYNC') || this.enabled.has('UIDONLY');
+  }
+
   get condstore(): boolean {
     return this.enabled.has('CONDSTORE');
   }
@@ -553,10 +579,10 @@ export class Session {
       if (!seq) continue;
       sel.uids.splice(seq - 1, 1);
       gone.push(u);
-      if (!this.enabled.has('QRESYNC')) this.untagged(`${seq} EXPUNGE`);
+      if (!this.vanished) this.untagged(`${seq} EXPUNGE`);
     }
-    // RFC 7162 3.2.10: VANISHED replaces EXPUNGE once QRESYNC is enabled.
-    if (gone.length && this.enabled.has('QRESYNC')) this.untagged(`VANISHED ${formatSet(gone)}`);
+    // RFC 7162 3.2.10 and RFC 9586 3.3: VANISHED replaces EXPUNGE with QRESYNC or UIDONLY.
+    if (gone.length && this.vanished) this.untagged(`VANISHED ${formatSet(gone)}`);
   }
 
   /** Resolves a sequence set to UIDs of the selected mailbox. */
@@ -667,7 +693,7 @@ export class Session {
       } else if (c.type === 'flags') {
         const seq = this.seqOf(c.uid);
         const modseq = this.condstore ? ` MODSEQ (${c.modseq})` : '';
-        if (seq) this.untagged(`${seq} FETCH (UID ${c.uid} FLAGS (${flagList(c.flags, c.keywords).join(' ')})${modseq})`);
+        if (seq) this.conn.write(this.fetchResponse(seq, c.uid, `UID ${c.uid} FLAGS (${flagList(c.flags, c.keywords).join(' ')})${modseq}`));
       } else if (c.type === 'remove') {
         if (!expunges) {
           keep.push(c);
@@ -692,7 +718,7 @@ function decodeB64(s: string): Buffer {
 }
 
 
-register(['ENABLE'], { states: ['auth', 'selected'], run: (s, p) => s.cmdEnable(p) }, ['ENABLE', 'CONDSTORE', 'QRESYNC']);
+register(['ENABLE'], { states: ['auth', 'selected'], run: (s, p) => s.cmdEnable(p) }, ['ENABLE', 'CONDSTORE', 'QRESYNC', 'UIDONLY']);
 register(['SELECT', 'EXAMINE'], { states: ['auth', 'selected'], run: (s, p, c) => s.cmdSelect(p, c.name === 'EXAMINE') });
 register(['IDLE'], { states: ['auth', 'selected'], run: (s, p) => s.cmdIdle(p) }, ['IDLE']);
 register(

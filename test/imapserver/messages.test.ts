@@ -168,3 +168,19 @@ test('FETCH SAVEDATE and PREVIEW', async () => {
   assert.match(r.untagged[0]!, /SAVEDATE "\d\d-[A-Z][a-z]{2}-\d{4} \d\d:\d\d:\d\d \+0000" PREVIEW "Hallö there, the real content\."/);
   c.close();
 });
+
+test('UIDONLY: UIDFETCH responses, VANISHED, sequence numbers refused', async () => {
+  const c = await session();
+  assert.match((await c.imap('e', 'ENABLE UIDONLY')).untagged[0]!, /ENABLED UIDONLY/);
+  await c.imap('s', 'SELECT Archive');
+  const bad = await c.imap('f', 'FETCH 1 FLAGS');
+  assert.match(bad.status, /^BAD \[UIDREQUIRED\]/);
+  const r = await c.imap('u', 'UID FETCH 1:* (FLAGS)');
+  assert.ok(r.untagged.length > 0);
+  for (const l of r.untagged) assert.match(l, /^\* \d+ UIDFETCH \(FLAGS \([^)]*\)\)$/);
+  const uid = Number(/^\* (\d+)/.exec(r.untagged[0]!)![1]);
+  await c.imap('st', `UID STORE ${uid} +FLAGS.SILENT (\\Deleted)`);
+  const x = await c.imap('x', `UID EXPUNGE ${uid}`);
+  assert.deepEqual(x.untagged, [`* VANISHED ${uid}`]);
+  c.close();
+});
