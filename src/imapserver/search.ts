@@ -305,7 +305,6 @@ const DAY = 86_400_000;
  * NFKD), as RFC 5255 I18NLEVEL=1 asks for SEARCH, SORT and THREAD.
  */
 export function fold(s: string): string {
-  // eslint-disable-next-line no-control-regex
   return /^[\x00-\x7f]*$/.test(s) ? s.toUpperCase() : s.toUpperCase().normalize('NFKD');
 }
 
