@@ -651,16 +651,36 @@ export class Session {
     });
     const logAuth = { spf: a.spf.result.result, dkim: a.dkim.map((d) => `${d.status}:${d.domain}`), dmarc: `${a.dmarc.status}:${a.dmarc.domain}`, iprev: a.iprev.result };
     this.log.info('message authentication', logAuth);
-    // RFC 7489 6.6.3: honour the sender domain's reject policy, unless configured otherwise.
+    // RFC 7489 6.6.3: honour the sender domain's reject policy, unless every recipient's
+    // domain is configured to take such messages (into Junk); one reply covers all recipients.
     let junkAll = false;
     if (a.dmarcAction === 'reject' && !this.app.localserve) {
-      const accepting = tx.rcpts.filter((r) => this.app.config.domains.Domains[r.path.domain]?.AcceptDMARCRejects);
-      if (accepting.length === 0) {
+      if (!tx.rcpts.every((r) => this.app.config.domains.Domains[r.path.domain]?.AcceptDMARCRejects)) {
         this.log.info('message rejected by dmarc policy', { domain: a.dmarc.domain });
         throw new Reply(550, '5.7.1', `DMARC policy of ${a.dmarc.domain} says to reject this message: ${a.dmarc.reason ?? 'no aligned SPF or DKIM pass'}`, false, 'dmarc');
       }
-      tx.rcpts = accepting;
       junkAll = true;
+    } else if (a.dmarcAction === 'tempfail' && !this.app.localserve) {
+      // RFC 7489 6.6.3, 11.2: the policy could not be evaluated now; the sender retries.
+      throw new Reply(451, '4.7.1', `DMARC check of ${a.dmarc.domain} failed temporarily, try again later`, false, 'dmarc-temperror');
+    }
+    // RFC 8601 5: results that claim to be ours but came with the message are removed.
+    const forged = a.header.getAll('authentication-results').filter((f) => authservID(f.value) === this.opts.hostname.toLowerCase());
+    if (forged.length) {
+      const pieces: Buffer[] = [];
+      let at = 0;
+      for (const f of forged) {
+        pieces.push(msg.subarray(at, f.start));
+        at = f.end;
+      }
+      const kept = Buffer.concat([...pieces, msg.subarray(at)]);
+      this.log.info('removed authentication-results fields claiming to be ours', { count: forged.length });
+      const clean = await this.app.store.writeTemp(kept);
+      try {
+        return await this.deliverLocal(tx, clean, kept, id, mailFrom, Buffer.from(a.headers), a, junkAll);
+      } finally {
+        await fsp.rm(clean.path, { force: true });
+      }
     }
     await this.deliverLocal(tx, file, msg, id, mailFrom, Buffer.from(a.headers), a, junkAll);
   }
@@ -747,6 +767,11 @@ export class Session {
       user: this.authUser,
     });
   }
+}
+
+/** The authserv-id of an Authentication-Results value (RFC 8601 2.2), lower-cased. */
+function authservID(value: string): string {
+  return value.replace(/\([^)]*\)/g, ' ').trim().split(/[\s;]/)[0]!.toLowerCase();
 }
 
 function decodeB64(s: string): Buffer {

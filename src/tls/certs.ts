@@ -7,6 +7,8 @@ import type { KeyCert } from '../config/static.js';
 interface Entry {
   names: string[];
   context: tls.SecureContext;
+  cert: Buffer;
+  key: Buffer;
 }
 
 export class CertStore {
@@ -27,7 +29,7 @@ export class CertStore {
         .map((s) => s.slice(4).toLowerCase());
       const cn = /CN=([^\n,]+)/.exec(x.subject)?.[1];
       if (names.length === 0 && cn) names.push(cn.toLowerCase());
-      this.entries.push({ names, context: tls.createSecureContext({ cert, key, minVersion }) });
+      this.entries.push({ names, context: tls.createSecureContext({ cert, key, minVersion }), cert, key });
     }
     if (this.entries.length === 0) throw new Error('no certificates');
   }
@@ -45,8 +47,12 @@ export class CertStore {
 
   /** Options for tls.createServer or a server-side TLSSocket. */
   serverOptions(extra: tls.TlsOptions = {}): tls.TlsOptions {
+    const first = this.entries[0]!;
     return {
-      secureContext: this.contextFor(undefined),
+      // tls.createServer takes the default certificate from cert and key, for clients without SNI.
+      cert: first.cert,
+      key: first.key,
+      secureContext: first.context,
       SNICallback: (name, cb) => cb(null, this.contextFor(name)),
       minVersion: this.minVersion,
       ...extra,
