@@ -28,6 +28,17 @@ function valid(name: string): string {
   return c.name;
 }
 
+/** Checks a new name; parent levels that exist keep their spelling, so children share their parent's. */
+function validNew(acc: Account, name: string): string {
+  const levels = valid(name).split(separator);
+  let out = '';
+  for (const [i, level] of levels.entries()) {
+    const n = out ? out + separator + level : level;
+    out = i < levels.length - 1 ? (acc.mailbox(n)?.name ?? n) : n;
+  }
+  return out;
+}
+
 function isUnder(key: string, parentKey: string): boolean {
   return key.startsWith(parentKey + separator);
 }
@@ -54,7 +65,7 @@ function createParents(acc: Account, name: string): void {
 
 /** Creates a mailbox and its missing parents (RFC 9051 6.3.4), with an optional special use (RFC 6154 3). */
 export function createMailbox(acc: Account, name: string, specialUse = ''): MailboxRow {
-  const n = valid(name);
+  const n = validNew(acc, name);
   if (acc.mailbox(n)) throw new MailboxError('mailbox already exists', 'ALREADYEXISTS');
   return acc.db.transaction(() => {
     const use = checkSpecialUse(acc, specialUse);
@@ -96,7 +107,7 @@ export function deleteMailbox(acc: Account, name: string, origin?: unknown): Mai
 export function renameMailbox(acc: Account, from: string, to: string, origin?: unknown): { mailbox: MailboxRow; name: string }[] {
   const src = acc.mailbox(from);
   if (!src) throw new MailboxError('no such mailbox', 'NONEXISTENT');
-  const dst = valid(to);
+  const dst = validNew(acc, to);
   const srcKey = mailboxKey(src.name);
   const dstKey = mailboxKey(dst);
   if (src.name === 'Inbox') {
@@ -150,7 +161,7 @@ function subscribeRenamed(acc: Account, pairs: [string, string][]): void {
 
 /** Adds a subscription; the name need not exist (RFC 9051 6.3.7), spelled as the mailbox if it does. */
 export function subscribe(acc: Account, name: string): void {
-  const n = acc.mailbox(name)?.name ?? valid(name);
+  const n = acc.mailbox(name)?.name ?? validNew(acc, name);
   acc.db.transaction(() => {
     unsubscribe(acc, n);
     acc.db.prepare('INSERT INTO subscription (name) VALUES (?)').run(n);

@@ -81,6 +81,10 @@ test('CREATE makes missing parents; names are validated and unique regardless of
   assert.match(await status(c, 'CREATE a/b'), /^NO \[ALREADYEXISTS\]/);
   assert.match(await status(c, 'CREATE A/B'), /^NO \[ALREADYEXISTS\]/);
   assert.match(await status(c, 'CREATE inbox'), /^NO \[ALREADYEXISTS\]/);
+  // A child takes the spelling of its existing parent.
+  await ok(c, 'CREATE A/new');
+  assert.deepEqual(lists(await ok(c, 'LIST "" "a/%"')), ['\\HasChildren|a/b', '\\HasNoChildren|a/new']);
+  await ok(c, 'DELETE a/new');
   // Below INBOX: any spelling of INBOX is INBOX, shown in upper case.
   await ok(c, 'CREATE inbox/Sub');
   assert.deepEqual(lists(await ok(c, 'LIST "" "INBOX/*"')), ['\\HasNoChildren|INBOX/Sub']);
