@@ -3,7 +3,7 @@
 // DELETE; RENAME; SUBSCRIBE; UNSUBSCRIBE; NAMESPACE; GETMETADATA and SETMETADATA (RFC 5464);
 // GETQUOTAROOT, GETQUOTA and SETQUOTA (RFC 9208).
 import { ConnClosed } from '../proto/conn.js';
-import { register, No, Bad, appendLimit, type Result } from './registry.js';
+import { register, No, Bad, appendLimit, type Result, type State } from './registry.js';
 import type { Parser } from './parse.js';
 import { Session } from './session.js';
 import { decodeUTF7, UTF7Error } from './utf7.js';
@@ -59,7 +59,7 @@ function cmdCreate(s: Session, p: Parser): undefined {
   let name = s.mailboxArg(p);
   let use = '';
   if (p.maybeSpace()) {
-    // RFC 4466 2.2 create parameters; RFC 6154 3: USE with special-use attributes.
+    // RFC 4466 create parameters; RFC 6154 3: USE with special-use attributes.
     p.expect('(');
     do {
       const param = p.atom().toUpperCase();
@@ -83,7 +83,7 @@ function cmdDelete(s: Session, p: Parser): undefined {
   const name = s.mailboxArg(p);
   p.end();
   const mb = op(() => ops.deleteMailbox(s.account!, name, s));
-  // RFC 2180 3.3 allows ending other sessions that have the mailbox selected: their
+  // RFC 2180 3 allows ending other sessions that have the mailbox selected: their
   // message sequence numbers can no longer be kept. This session only leaves it.
   for (const o of selectedBy(s, new Set([mb.id]))) {
     if (o === s) {
@@ -105,7 +105,7 @@ function cmdRename(s: Session, p: Parser): undefined {
   const to = s.mailboxArg(p);
   p.end();
   const moved = op(() => ops.renameMailbox(s.account!, from, to, s));
-  // RFC 2180 3.4: sessions keep a renamed mailbox selected, under its new name.
+  // RFC 2180 3: sessions keep a renamed mailbox selected, under its new name.
   const names = new Map(moved.map((m) => [m.mailbox.id, m.name]));
   for (const o of selectedBy(s, new Set(names.keys()))) o.selected!.mailbox.name = names.get(o.selected!.mailbox.id)!;
   return;
@@ -140,7 +140,7 @@ function quotaLimit(s: Session): number {
   return s.app.config.domains.Accounts[s.accountName!]?.QuotaMessageSize ?? 0;
 }
 
-/** Largest message APPEND accepts now: the fixed limit, or less when the quota leaves less room (RFC 7889 4). */
+/** Largest message APPEND accepts now (RFC 7889): the fixed limit, or less when the quota leaves less room. */
 function appendLimitNow(s: Session): number {
   const q = quotaLimit(s);
   return q > 0 ? Math.max(0, Math.min(appendLimit, q - ops.quotaUsage(s.account!))) : appendLimit;
@@ -170,7 +170,7 @@ function statusResponse(s: Session, mb: MailboxRow, items: string[]): void {
       case 'APPENDLIMIT':
         return appendLimitNow(s);
       default:
-        // DELETED-STORAGE, in units of 1024 octets (RFC 9208 4.3).
+        // DELETED-STORAGE, in units of 1024 octets (RFC 9208).
         return Math.ceil(ops.deletedSize(acc, mb.id) / 1024);
     }
   });
@@ -206,7 +206,7 @@ function cmdList(s: Session, p: Parser, lsub: boolean): undefined {
   let extended = false;
   const select = new Set<string>();
   if (!lsub && p.take('(')) {
-    // RFC 5258 3.1: selection options; unknown ones are an error.
+    // RFC 5258 3: selection options; unknown ones are an error.
     extended = true;
     for (let first = true; !p.take(')'); first = false) {
       if (!first) p.space();
@@ -307,7 +307,7 @@ function cmdList(s: Session, p: Parser, lsub: boolean): undefined {
       if (!placeholder || !childInfo.has(k)) continue;
     }
     const attrs: string[] = [];
-    // RFC 5258 3.4: \NonExistent (implying \Noselect) for names that are no mailbox.
+    // RFC 5258 3: \NonExistent (implying \Noselect) for names that are no mailbox.
     if (lsub) {
       if (!selected || !mb) attrs.push('\\Noselect');
     } else if (!mb) attrs.push(selective ? '\\NonExistent' : '\\Noselect');
@@ -349,7 +349,7 @@ function stringOut(v: Buffer): Buffer {
   return Buffer.concat([Buffer.from(`${v.includes(0) ? '~' : ''}{${v.length}}\r\n`), v]);
 }
 
-/** METADATA response (RFC 5464 4.4.1); mb undefined for server entries. */
+/** METADATA response (RFC 5464 4.4); mb undefined for server entries. */
 function metadataResponse(s: Session, mb: MailboxRow | undefined, entries: ops.MetadataEntry[]): void {
   if (!entries.length) return;
   const parts: Buffer[] = [Buffer.from('METADATA '), mb ? nameOut(s, mb.name) : Buffer.from('""'), Buffer.from(' (')];
@@ -419,7 +419,7 @@ function cmdSetMetadata(s: Session, p: Parser): undefined {
   return;
 }
 
-/** QUOTA response for the account's root "" (RFC 9208 5.1): only limited resources are listed. */
+/** QUOTA response for the account's root "" (RFC 9208): only limited resources are listed, STORAGE in KiB (5.1). */
 function quotaResponse(s: Session): void {
   const limit = quotaLimit(s);
   if (limit > 0) s.untagged(`QUOTA "" (STORAGE ${Math.ceil(ops.quotaUsage(s.account!) / 1024)} ${Math.floor(limit / 1024)})`);
@@ -429,7 +429,7 @@ function cmdGetQuotaRoot(s: Session, p: Parser): undefined {
   p.space();
   const mb = existing(s, s.mailboxArg(p));
   p.end();
-  // RFC 9208 4.3.2: one quota root, "", for all mailboxes of the account.
+  // RFC 9208 4.1.2: one quota root, "", for all mailboxes of the account.
   s.untagged(Buffer.concat([Buffer.from('QUOTAROOT '), nameOut(s, mb.name), Buffer.from(' ""')]));
   quotaResponse(s);
   return;
@@ -460,7 +460,7 @@ function cmdSetQuota(_s: Session, p: Parser): undefined {
   throw new No('quota is set by the administrator in domains.conf', 'NOPERM');
 }
 
-const authed = { states: ['auth', 'selected'] as ('auth' | 'selected')[] };
+const authed: { states: State[] } = { states: ['auth', 'selected'] };
 register(['CREATE'], { ...authed, run: cmdCreate }, ['CREATE-SPECIAL-USE']);
 register(['DELETE'], { ...authed, run: cmdDelete });
 register(['RENAME'], { ...authed, run: cmdRename });

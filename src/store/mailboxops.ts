@@ -184,7 +184,7 @@ export function quotaAllows(acc: Account, limit: number, addBytes: number): bool
   return limit <= 0 || quotaUsage(acc) + addBytes <= limit;
 }
 
-/** Total size of messages marked \Deleted in a mailbox, for STATUS DELETED-STORAGE (RFC 9208 4.3). */
+/** Total size of messages marked \Deleted in a mailbox, for STATUS DELETED-STORAGE (RFC 9208). */
 export function deletedSize(acc: Account, mailboxId: number): number {
   return acc.db.prepare('SELECT coalesce(sum(size), 0) FROM message WHERE mailbox_id = ? AND (flags & 8) != 0').pluck().get(mailboxId) as number;
 }
