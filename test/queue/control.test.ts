@@ -51,7 +51,7 @@ test('hold rules hold new messages until released', async () => {
 test('schedule and kick move the next attempt; hold keeps a message back', async () => {
   accept = false;
   await submit(sender, ['z@ctl.test'], 'kicked');
-  const q = await waitFor('first attempt', async () => (await queued(sender)).find((m) => m.recipient === 'z@ctl.test' && m.attempts === 1));
+  const q = await waitFor('first attempt', async () => (await queued(sender)).find((m) => m.recipient === 'z@ctl.test' && m.attempts === 1 && m.lasterror));
   assert.match(await cli('schedule', '-id', String(q.id), '2h'), /1 message rescheduled/);
   const moved = (await queued(sender)).find((m) => m.id === q.id)!;
   assert.equal(moved.nextattempt - q.nextattempt, 2 * 3600_000);

@@ -123,7 +123,7 @@ test('a "delayed" DSN after the 5th failed attempt, a "failed" one after the las
   const f = await fake('127.0.0.5', 'slow.test', { rcpt: () => '452 4.2.2 mailbox full' });
   const inbox = async () => (await janeInbox(sender)).filter((m) => m.toString().includes('erin@slow.test'));
   await submit(sender, ['erin@slow.test'], 'slowly');
-  await waitFor('first attempt', async () => (await queued(sender)).find((m) => m.recipient === 'erin@slow.test' && m.attempts === 1));
+  await waitFor('first attempt', async () => (await queued(sender)).find((m) => m.recipient === 'erin@slow.test' && m.attempts === 1 && m.lasterror));
   for (let i = 2; i <= 5; i++) await nextAttempt('erin@slow.test');
   const delayed = await waitFor('delayed dsn', async () => (await inbox()).find((m) => header(m, 'subject') === 'mail delivery delayed'));
   assert.match(delayed.toString(), /Action: delayed/);
