@@ -141,7 +141,7 @@ export class Parser {
         continue;
       }
       if (c === 0x0d || c === 0x0a || c === 0) throw this.error('CR, LF or NUL in quoted string');
-      if (c >= 0x80 && !this.utf8) throw this.error('8-bit character in quoted string');
+      // 8-bit data is accepted in quoted strings, as many IMAP4rev1 clients send it (RFC 9051 allows UTF-8).
       out.push(c);
     }
     return Buffer.from(out);

@@ -9,6 +9,7 @@ import { formatSet } from './uidset.js';
 import { commands, capabilities as moduleCapabilities, register, silent, No, Bad, appendLimit, type State } from './registry.js';
 import './mailboxes.js';
 import './messages.js';
+import './searchcmds.js';
 import { encodeUTF7, decodeUTF7, UTF7Error } from './utf7.js';
 import { isLoopback, newCid, ShuttingDown, type App } from '../server/app.js';
 import type { CertStore } from '../tls/certs.js';
@@ -62,6 +63,8 @@ export class Session {
   username?: string;
   selected?: Selected;
   enabled = new Set<string>();
+  /** The saved search result "$" (RFC 5182), as UIDs of the selected mailbox. */
+  saved: number[] = [];
   private bad = 0;
   private idling?: () => void;
   private stopping = false;
@@ -435,6 +438,7 @@ export class Session {
 
   deselect(): void {
     this.selected = undefined;
+    this.saved = [];
     this.state = 'auth';
   }
 
@@ -588,7 +592,10 @@ export class Session {
   /** Resolves a sequence set to UIDs of the selected mailbox. */
   resolve(set: SeqSet, uid: boolean): number[] {
     const uids = this.selected!.uids;
-    if (set.saved) throw new Bad('no saved search result');
+    if (set.saved) {
+      const have = new Set(uids);
+      return this.saved.filter((u) => have.has(u));
+    }
     const out = new Set<number>();
     if (uid) {
       const max = uids[uids.length - 1] ?? 0;
