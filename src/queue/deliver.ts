@@ -325,7 +325,9 @@ export class Delivery {
       },
       size: m.size,
       body: m.has8bit ? ('8BITMIME' as const) : ('7BIT' as const),
-      smtputf8: !!m.smtputf8,
+      // RFC 6531 3.4: what needs SMTPUTF8 is non-ASCII addresses (the client checks those) and
+      // UTF-8 header fields; a client asking for SMTPUTF8 does not make a message need it.
+      smtputf8: !!m.smtputf8 && (utf8Header(prefix) || utf8Header(fileHead(file))),
       ret: (m.dsnret ?? undefined) as 'FULL' | 'HDRS' | undefined,
       envid: m.dsnenvid ?? undefined,
       requireTLS: m.requiretls === 1,
@@ -642,6 +644,26 @@ function passNotify(n: string | null): 'NEVER' | Notify[] | undefined {
   if (n === 'NEVER') return 'NEVER';
   const rest = n.split(',').filter((x) => x !== 'SUCCESS') as Notify[];
   return rest.length ? rest : 'NEVER';
+}
+
+/** The start of a message file, enough for its header in practice. */
+function fileHead(file: string): Buffer {
+  const b = Buffer.alloc(256 * 1024);
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(file, 'r');
+    return b.subarray(0, fs.readSync(fd, b, 0, b.length, 0));
+  } catch {
+    return Buffer.alloc(0);
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+function utf8Header(b: Buffer): boolean {
+  const end = b.indexOf('\r\n\r\n');
+  const head = end < 0 ? b : b.subarray(0, end);
+  return head.some((c) => c > 127);
 }
 
 function daneResultType(text: string): ResultType {

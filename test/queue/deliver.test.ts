@@ -135,3 +135,19 @@ test('a "delayed" DSN after the 5th failed attempt, a "failed" one after the las
   assert.equal((await queued(sender)).filter((m) => m.recipient === 'erin@slow.test').length, 0);
   assert.equal(f.connections, 8);
 });
+
+test('IDNA: the MX of a Unicode domain is looked up in ASCII form, and the RCPT uses it', async () => {
+  const f = await fake('127.0.0.6', 'xn--bcher-kva.test', { extensions: ['SMTPUTF8'] });
+  await submit(sender, ['x@bücher.test'], 'idna', { mailParams: 'SMTPUTF8' });
+  await waitFor('delivered', () => f.received.length === 1);
+  assert.deepEqual(f.received[0]!.rcpts, ['x@xn--bcher-kva.test']);
+});
+
+test('a message that needs SMTPUTF8 is not sent to a peer without it: DSN', async () => {
+  const f = await fake('127.0.0.7', 'noutf8.test', {});
+  await submit(sender, ['jürgen@noutf8.test'], 'utf8 localpart', { mailParams: 'SMTPUTF8' });
+  const dsn = await waitFor('dsn', async () => (await janeInbox(sender)).map(String).find((m) => m.includes('jürgen@noutf8.test')));
+  assert.match(dsn, /Status: 5\.6\.7/);
+  assert.match(dsn, /Content-Type: multipart\/report; report-type=global-delivery-status/);
+  assert.equal(f.received.length, 0);
+});
