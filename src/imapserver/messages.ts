@@ -8,6 +8,7 @@ import type { Session } from './session.js';
 import { parseMessage } from '../message/part.js';
 import { Flag, flagList, flagNames, parseFlags } from '../store/flags.js';
 import type { MsgFile } from '../store/tempfile.js';
+import { quotaAllows } from '../store/mailboxops.js';
 
 async function cmdFetch(s: Session, p: Parser, c: CommandContext): Promise<undefined> {
   const uid = c.uid;
@@ -198,12 +199,8 @@ async function appendAll(s: Session, mailbox: string, msgs: AppendMessage[]): Pr
       total += f.size;
     }
     if (total > appendLimit) throw new No('message larger than APPENDLIMIT', 'TOOBIG');
-    const limit = s.app.config.domains.Accounts[s.accountName!]?.QuotaMessageSize ?? 0;
-    if (limit > 0) {
-      const used = acc.db.prepare('SELECT coalesce(sum(size), 0) FROM message').pluck().get() as number;
-      // RFC 9208 5.1: OVERQUOTA when the message would exceed the limit.
-      if (used + total > limit) throw new No('quota exceeded', 'OVERQUOTA');
-    }
+    // RFC 9208 5.1: OVERQUOTA when the messages would exceed the limit.
+    if (!quotaAllows(acc, s.app.config.domains.Accounts[s.accountName!]?.QuotaMessageSize ?? 0, total)) throw new No('quota exceeded', 'OVERQUOTA');
     const parsed = await Promise.all(files.map(async (f) => parseMessage(await fsp.readFile(f.path))));
     // Issued together, the deliveries share one commit.
     const done = await Promise.all(

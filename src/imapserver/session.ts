@@ -432,7 +432,8 @@ export class Session {
 
   /** Mailbox name for a response. */
   mailboxOut(name: string): Buffer {
-    const n = name === 'Inbox' ? 'INBOX' : name;
+    // RFC 9051 5.1: INBOX is always shown as "INBOX", also as the parent of other mailboxes.
+    const n = name === 'Inbox' ? 'INBOX' : name.startsWith('Inbox/') ? 'INBOX' + name.slice(5) : name;
     return astringOut(this.utf8 ? n : encodeUTF7(n), this.utf8);
   }
 

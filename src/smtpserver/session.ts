@@ -17,6 +17,7 @@ import type { AuthConn } from '../server/auth.js';
 import type { MsgFile, TempFile } from '../store/tempfile.js';
 import type { Destination } from '../config/domains.js';
 import { shiftPart } from '../store/account.js';
+import { quotaAllows } from '../store/mailboxops.js';
 import { parseMessage } from '../message/part.js';
 import type { IprevResult } from '../dmarc/authres.js';
 import type { VerifyResult as SPFVerify } from '../spf/evaluate.js';
@@ -733,6 +734,13 @@ export class Session {
       const t = targets.get(k) ?? { account: r.account!, mailbox, rcpts: [] };
       t.rcpts.push(r);
       targets.set(k, t);
+    }
+    // Over-quota accounts make the whole message wait: one reply covers all recipients.
+    for (const t of targets.values()) {
+      const limit = this.app.config.domains.Accounts[t.account]?.QuotaMessageSize ?? 0;
+      if (!quotaAllows(this.app.store.account(t.account), limit, file.size + extra.length + 1024)) {
+        throw new Reply(452, '4.2.2', 'mailbox full, try again later', false, 'quota');
+      }
     }
     const results = await Promise.all(
       [...targets.values()].map(async (t) => {

@@ -218,6 +218,16 @@ export class Account extends EventEmitter {
     return this.mailboxById(Number(info.lastInsertRowid))!;
   }
 
+  /** Creates a mailbox and any missing parents (delivery rules can name nested mailboxes). */
+  private createMailboxPath(name: string): MailboxRow {
+    const levels = name.split('/');
+    for (let i = 1; i < levels.length; i++) {
+      const parent = levels.slice(0, i).join('/');
+      if (!this.mailbox(parent)) this.createMailboxTx(parent);
+    }
+    return this.createMailboxTx(name);
+  }
+
   createMailbox(name: string, specialUse = ''): MailboxRow {
     const mb = this.db.transaction(() => this.createMailboxTx(name, specialUse))();
     this.emit('changes', [{ type: 'mailbox', mailboxId: mb.id, name: mb.name }]);
@@ -307,7 +317,7 @@ export class Account extends EventEmitter {
         const modseq = this.nextModseq();
         const dirs = new Set<string>();
         for (const { file, opts } of batch) {
-          const mb = this.mailbox(opts.mailbox) ?? this.createMailboxTx(opts.mailbox);
+          const mb = this.mailbox(opts.mailbox) ?? this.createMailboxPath(opts.mailbox);
           const prefix = opts.prefix ?? Buffer.alloc(0);
           const flags = opts.flags ?? 0;
           const keywords = opts.keywords ?? [];

@@ -286,13 +286,12 @@ test('LIST: wildcards, reference, patterns, selection and return options', async
   c.close();
 });
 
-test('LIST shows a hierarchy level that is no mailbox as \\Noselect', async () => {
+test('delivery to a nested mailbox creates its parents as real mailboxes', async () => {
   await smtpDeliver('jane.lists@example.test', 'to a list');
   const c = await session();
-  assert.deepEqual(lists(await ok(c, 'LIST "" "Lists"')), []);
-  assert.deepEqual(lists(await ok(c, 'LIST "" "L%"')), ['\\Noselect \\HasChildren|Lists']);
-  assert.deepEqual(lists(await ok(c, 'LIST "" "Lists*"')), ['\\HasNoChildren|Lists/foo']);
-  assert.match(await status(c, 'SELECT Lists'), /^NO/);
+  assert.deepEqual(lists(await ok(c, 'LIST "" "L%"')), ['\\HasChildren|Lists']);
+  assert.deepEqual(lists(await ok(c, 'LIST "" "Lists*"')), ['\\HasChildren|Lists', '\\HasNoChildren|Lists/foo']);
+  assert.match(await status(c, 'SELECT Lists'), /^OK/);
   c.close();
 });
 

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { ImapFlow } from 'imapflow';
 import { startServe, type TestServer } from '../helpers/server.js';
 import { Raw } from '../helpers/raw.js';
+import { editDomains } from './helpers.js';
 
 let srv: TestServer;
 before(async () => {
@@ -167,4 +168,17 @@ test('submission to a remote address is queued; "postern queue list" shows it', 
   const r = await srv.cli(['queue', 'list']);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^\d+ jane <jane@example\.test> -> <friend@remote\.example> \d+ bytes, 0 attempts, next \S+Z\n$/);
+});
+
+test('an account over its quota gets 452 4.2.2 for new mail', async () => {
+  await editDomains(srv, '    Domain: example.test', '    QuotaMessageSize: 5000\n');
+  const c = await session();
+  const big = 'Subject: big\r\n\r\n' + 'x'.repeat(6000);
+  await c.cmd('MAIL FROM:<x@example.org>');
+  await c.cmd('RCPT TO:<jane@example.test>');
+  await c.cmd('DATA');
+  const r = await c.cmd(big + '\r\n.');
+  assert.equal(r.code, 452);
+  assert.match(r.text, /^4\.2\.2 /);
+  c.close();
 });
