@@ -10,6 +10,7 @@ import { commands, capabilities as moduleCapabilities, register, silent, No, Bad
 import './mailboxes.js';
 import './messages.js';
 import './searchcmds.js';
+import { eventsFor, type NotifySpec } from './notify.js';
 import { encodeUTF7, decodeUTF7, UTF7Error } from './utf7.js';
 import { isLoopback, newCid, ShuttingDown, type App } from '../server/app.js';
 import type { CertStore } from '../tls/certs.js';
@@ -65,6 +66,10 @@ export class Session {
   enabled = new Set<string>();
   /** The saved search result "$" (RFC 5182), as UIDs of the selected mailbox. */
   saved: number[] = [];
+  /** Active NOTIFY request (RFC 5465), and notifications for other mailboxes not yet sent. */
+  notify?: NotifySpec;
+  private notifyStatus = new Set<number>();
+  private notifyLines: Buffer[] = [];
   private bad = 0;
   private idling?: () => void;
   private stopping = false;
@@ -675,12 +680,51 @@ export class Session {
 
   /** Change events from the account, from this or other sessions and deliveries. */
   private changes(changes: Change[], origin: unknown): void {
-    if (origin === this || !this.selected) return;
-    const id = this.selected.mailbox.id;
-    const mine = changes.filter((c) => c.mailboxId === id && c.type !== 'mailbox');
-    if (!mine.length) return;
-    this.selected.pending.push(...mine);
+    if (origin === this) return;
+    const sel = this.selected;
+    if (this.notify) this.notifyChanges(changes);
+    if (sel) {
+      const mine = changes.filter((c) => c.mailboxId === sel.mailbox.id && c.type !== 'mailbox');
+      // RFC 5465 5.1: NOTIFY without events for the selected mailbox turns its updates off.
+      const wanted = eventsFor(this, sel.mailbox.name, true);
+      if (mine.length && (!wanted || wanted.size > 0)) sel.pending.push(...mine);
+    }
     this.idling?.();
+    // RFC 5465 4: with NOTIFY active, notifications go out without waiting for a command.
+    if (this.notify && this.awaitingCommand && !this.idling) {
+      this.flushChanges(true);
+      this.conn.flush();
+    }
+  }
+
+  /** Collects NOTIFY events of other mailboxes: STATUS for message events, LIST for names. */
+  private notifyChanges(changes: Change[]): void {
+    const acc = this.account!;
+    for (const c of changes) {
+      if (c.mailboxId === this.selected?.mailbox.id && c.type !== 'mailbox') continue;
+      if (c.type === 'mailbox') {
+        if (!eventsFor(this, c.name, false)?.has('MailboxName') && !(c.oldName && eventsFor(this, c.oldName, false)?.has('MailboxName'))) continue;
+        // RFC 5465 5.4: created, deleted (\NonExistent) and renamed (OLDNAME, RFC 5465 5.4) mailboxes.
+        const attrs = c.removed ? '\\NonExistent' : '';
+        const old = c.oldName ? Buffer.concat([Buffer.from(' ("OLDNAME" ('), this.mailboxOut(c.oldName), Buffer.from('))')]) : Buffer.alloc(0);
+        this.notifyLines.push(Buffer.concat([Buffer.from(`LIST (${attrs}) "${separator}" `), this.mailboxOut(c.name), old]));
+        continue;
+      }
+      const mb = acc.mailboxById(c.mailboxId);
+      if (!mb) continue;
+      const ev = eventsFor(this, mb.name, false);
+      const want = c.type === 'flags' ? ev?.has('FlagChange') : ev?.has('MessageNew');
+      if (want) this.notifyStatus.add(mb.id);
+    }
+  }
+
+  /** Untagged STATUS of a mailbox, as NOTIFY reports changes in other mailboxes (RFC 5465 5.2). */
+  sendStatus(mailboxId: number): void {
+    const mb = this.account!.mailboxById(mailboxId);
+    if (!mb) return;
+    const c = this.account!.counts(mb.id);
+    const modseq = this.condstore ? ` HIGHESTMODSEQ ${mb.highestmodseq}` : '';
+    this.untagged(Buffer.concat([Buffer.from('STATUS '), this.mailboxOut(mb.name), Buffer.from(` (MESSAGES ${c.messages} UIDNEXT ${mb.uidnext} UNSEEN ${c.unseen}${modseq})`)]));
   }
 
   /**
@@ -688,6 +732,9 @@ export class Session {
    * STORE and SEARCH, as the client's sequence numbers would shift under it (RFC 9051 7.5.1).
    */
   flushChanges(expunges: boolean): void {
+    for (const l of this.notifyLines.splice(0)) this.untagged(l);
+    for (const id of this.notifyStatus) this.sendStatus(id);
+    this.notifyStatus.clear();
     const sel = this.selected;
     if (!sel || !sel.pending.length) return;
     const keep: Change[] = [];

@@ -54,7 +54,7 @@ export type Change =
   | { type: 'add'; mailboxId: number; uid: number; modseq: number; flags: number; keywords: string[]; size: number }
   | { type: 'flags'; mailboxId: number; uid: number; modseq: number; flags: number; keywords: string[] }
   | { type: 'remove'; mailboxId: number; uids: number[]; modseq: number }
-  | { type: 'mailbox'; mailboxId: number; name: string; removed?: boolean };
+  | { type: 'mailbox'; mailboxId: number; name: string; removed?: boolean; oldName?: string };
 
 export interface DeliverOptions {
   mailbox: string;

@@ -144,7 +144,7 @@ export function renameMailbox(acc: Account, from: string, to: string, origin?: u
   })();
   acc.emit(
     'changes',
-    moves.map(({ mailbox, name }) => ({ type: 'mailbox', mailboxId: mailbox.id, name })),
+    moves.map(({ mailbox, name }) => ({ type: 'mailbox', mailboxId: mailbox.id, name, oldName: mailbox.name })),
     origin,
   );
   return moves;

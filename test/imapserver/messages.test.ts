@@ -184,3 +184,24 @@ test('UIDONLY: UIDFETCH responses, VANISHED, sequence numbers refused', async ()
   assert.deepEqual(x.untagged, [`* VANISHED ${uid}`]);
   c.close();
 });
+
+test('NOTIFY: STATUS for new mail in other mailboxes and LIST for new mailboxes, without polling', async () => {
+  const a = await session();
+  const b = await session();
+  await a.imap('s', 'SELECT INBOX');
+  const r = await a.imap('n', 'NOTIFY SET (selected (MessageNew MessageExpunge FlagChange)) (personal (MessageNew MessageExpunge MailboxName))');
+  assert.match(r.status, /^OK/);
+  const bad = await a.imap('n2', 'NOTIFY SET (personal (AnnotationChange))');
+  assert.match(bad.status, /^NO \[BADEVENT/);
+  // Another session appends to Archive; a hears about it without sending a command.
+  const m = msg('notified');
+  b.write(`x APPEND Archive {${m.length}+}\r\n`);
+  b.write(m);
+  b.write('\r\n');
+  await b.imapUntil('x');
+  assert.match(await a.line(), /^\* STATUS "Archive" \(MESSAGES \d+ UIDNEXT \d+ UNSEEN \d+\)$/);
+  await b.imap('c', 'CREATE Projects');
+  assert.equal(await a.line(), '* LIST () "/" "Projects"');
+  a.close();
+  b.close();
+});
