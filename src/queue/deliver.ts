@@ -46,7 +46,9 @@ type Outcome =
   | { kind: 'delivered'; mta?: string; reply?: string }
   | { kind: 'permanent' | 'temporary'; status: string; diag: string; smtp: boolean; mta?: string };
 
-function fromError(e: SMTPError, mta?: string): Outcome {
+type Failure = Extract<Outcome, { status: string }>;
+
+function fromError(e: SMTPError, mta?: string): Failure {
   const reply = e.reply?.lines.map((l) => l.trim()).join(' ');
   return { kind: e.permanent ? 'permanent' : 'temporary', status: e.enhanced, diag: reply ?? e.message, smtp: reply !== undefined, mta };
 }
@@ -58,7 +60,7 @@ const temporary = (status: string, diag: string, mta?: string): Outcome => ({ ki
 /** How TLS is to be used with one MX host, and what its sessions count for in TLS reports. */
 interface TLSPlan {
   tls: TLSOptions;
-  report?: Omit<PolicyResult, 'successfulSessions' | 'failedSessions' | 'failures'>;
+  report: Omit<PolicyResult, 'successfulSessions' | 'failedSessions' | 'failures'>;
   dane?: boolean;
 }
 
@@ -110,11 +112,19 @@ export class Delivery {
   }
 
   private reporting = false;
+  private lastRefresh = 0;
+  /** Daily work: TLS reports, and refreshing cached MTA-STS policies before they expire (RFC 8461 3.3). */
   private async reports(): Promise<void> {
-    if (this.reporting || this.closed || this.app.config.static_.Queue.NoTLSReports) return;
+    if (this.reporting || this.closed) return;
     this.reporting = true;
     try {
-      await sendTLSReports(this.app);
+      const now = this.app.clock.now();
+      if (now - this.lastRefresh > 24 * HOUR) {
+        this.lastRefresh = now;
+        const r = await this.sts.refresh(this.app.resolver);
+        if (r.refreshed || r.removed || r.failures.length) log.info('mta-sts policies refreshed', { refreshed: r.refreshed, removed: r.removed, failures: r.failures.length });
+      }
+      if (!this.app.config.static_.Queue.NoTLSReports) await sendTLSReports(this.app);
     } catch (e) {
       log.error('sending tls reports', e as Error);
     } finally {
@@ -399,8 +409,8 @@ export class Delivery {
         client = await SMTPClient.open(socket, this.clientOptions(tlsOptions, { auth }));
       } catch (e) {
         if (!(e instanceof SMTPError)) throw e;
-        lastError = fromError(e, s.Host);
-        // A refused login will not get better by itself soon, but the configuration may change: retried.
+        // A refused login or TLS problem is fixed in the configuration, not by the sender: retried.
+        lastError = { ...fromError(e, s.Host), kind: 'temporary' };
         continue;
       }
       pending = await this.transactions(client, pending, s.Host, settle, temp);
@@ -552,7 +562,7 @@ export class Delivery {
     return { tls: { mode: 'opportunistic', allowPlain: true, name: host, ca: this.ca }, report };
   }
 
-  private tlsResult(p: NonNullable<TLSPlan['report']>, ok: boolean, failure?: Omit<PolicyResult['failures'][number], 'failedSessionCount'>): void {
+  private tlsResult(p: TLSPlan['report'], ok: boolean, failure?: Omit<PolicyResult['failures'][number], 'failedSessionCount'>): void {
     try {
       recordTLSResult(this.app.queue, this.app.clock.now(), {
         ...p,
@@ -594,19 +604,8 @@ export class Delivery {
         client = await SMTPClient.open(socket, this.clientOptions(tlsOptions, { hostname: ehlo }));
       } catch (e) {
         if (!(e instanceof SMTPError)) throw e;
-        if (e.step === 'starttls' && plan.report && report && tlsOptions.mode !== 'none') {
-          const resultType: ResultType = /does not offer STARTTLS/.test(e.text)
-            ? 'starttls-not-supported'
-            : plan.dane
-              ? daneResultType(e.text)
-              : /not valid for|does not match|Hostname\/IP/i.test(e.text)
-                ? 'certificate-host-mismatch'
-                : /expired/i.test(e.text)
-                  ? 'certificate-expired'
-                  : e.text.includes('certificate') || e.text.includes('trusted')
-                    ? 'certificate-not-trusted'
-                    : 'validation-failure';
-          this.tlsResult(plan.report, false, { resultType, receivingMXHostname: host, receivingIP: ip, failureReasonCode: e.text.slice(0, 200) });
+        if (e.step === 'starttls' && report && tlsOptions.mode !== 'none') {
+          this.tlsResult(plan.report, false, { resultType: tlsFailureType(e, !!plan.dane), receivingMXHostname: host, receivingIP: ip, failureReasonCode: e.text.slice(0, 200) });
         }
         // RFC 7435 style opportunistic TLS: a failed handshake is retried in plain text, once.
         if (e.step === 'starttls' && e.connection && tlsOptions.mode === 'opportunistic' && !requireTLS && !fallback) {
@@ -615,8 +614,8 @@ export class Delivery {
         }
         return { connected: false, retry: msgs, error: fromError(e, host) };
       }
-      if (plan.report && report && tlsOptions.mode !== 'none' && client.tlsSocket) this.tlsResult(plan.report, true);
-      else if (plan.report && report && client.tlsSocket === undefined && tlsOptions === plan.tls && plan.report.policyType === 'no-policy-found') {
+      if (report && client.tlsSocket) this.tlsResult(plan.report, true);
+      else if (report && tlsOptions === plan.tls && plan.report.policyType === 'no-policy-found') {
         this.tlsResult(plan.report, false, { resultType: 'starttls-not-supported', receivingMXHostname: host, receivingIP: ip });
       }
       try {
@@ -666,10 +665,15 @@ function utf8Header(b: Buffer): boolean {
   return head.some((c) => c > 127);
 }
 
-function daneResultType(text: string): ResultType {
-  if (/expired/.test(text)) return 'certificate-expired';
-  if (/is not for/.test(text)) return 'certificate-host-mismatch';
-  return 'certificate-not-trusted';
+/** The TLS report result type for a failed STARTTLS (RFC 8460 4.3.1), from the client's error. */
+function tlsFailureType(e: SMTPError, dane: boolean): ResultType {
+  const t = e.text;
+  if (/does not offer STARTTLS/.test(t)) return 'starttls-not-supported';
+  if (/expired/i.test(t)) return 'certificate-expired';
+  // Messages of verifyDANE, and of node's checkServerIdentity.
+  if (dane ? /is not for/.test(t) : /not valid for|does not match|Hostname\/IP/i.test(t)) return 'certificate-host-mismatch';
+  if (/certificate|trusted/i.test(t)) return 'certificate-not-trusted';
+  return 'validation-failure';
 }
 
 function asciiOr(d: string): string {
