@@ -252,7 +252,7 @@ export class Delivery {
       } else if (m.attempts === DELAY_DSN_ATTEMPTS && !m.delaydsn && q.get(m.id) && wants('DELAY')) {
         q.update([m.id], { delaydsn: 1 });
         let until = m.lastattempt ?? 0;
-        for (let a = m.attempts; a < m.maxattempts; a++) until += backoff(a) - (backoff(a) % 60_000);
+        for (let a = m.attempts; a < m.maxattempts; a++) until += FIRST_BACKOFF * 2 ** (a - 1);
         dsns.push({ m, r: { ...base, action: 'delayed', status: o.status, diagnostic: o.diag, smtpDiagnostic: o.smtp, willRetryUntil: new Date(until) } });
       }
     }
