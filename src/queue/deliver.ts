@@ -141,7 +141,7 @@ export class Delivery {
     const next = rows.find((r) => !this.busy.has(r.id));
     if (!next) return;
     // Timers are bounded, so that a changed clock is noticed.
-    const wait = Math.min(Math.max(next.nextattempt - this.app.clock.now(), 100), 10 * 60_000);
+    const wait = Math.min(Math.max(next.nextattempt - this.app.clock.now(), 1000), 10 * 60_000);
     this.timer = setTimeout(() => this.schedule(), wait);
   }
 
