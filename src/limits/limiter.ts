@@ -44,16 +44,32 @@ function expandV6(ip: string): number[] {
   return groups.map((g) => parseInt(g, 16) || 0);
 }
 
-/** Network keys of an IP for the three mask classes. */
-export function ipKeys(ip: string): string[] {
+/** The network prefix of an IP as text, e.g. "4/24/12625921" for an IPv4 /24. */
+export function ipPrefix(ip: string, bits: number): string {
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
   if (mapped) ip = mapped[1]!;
   if (isIPv4(ip)) {
     const n = ip.split('.').reduce((a, b) => a * 256 + Number(b), 0);
-    return v4Masks.map((m) => `4/${m}/${Math.floor(n / 2 ** (32 - m))}`);
+    return `4/${bits}/${Math.floor(n / 2 ** (32 - bits))}`;
   }
   const g = expandV6(ip);
-  return v6Masks.map((m) => `6/${m}/${g.slice(0, m / 16).join(':')}`);
+  const full = Math.floor(bits / 16);
+  const parts = g.slice(0, full).map(String);
+  if (bits % 16) parts.push(String(g[full]! >> (16 - (bits % 16))));
+  return `6/${bits}/${parts.join(':')}`;
+}
+
+/** Network keys of an IP for the three mask classes. */
+export function ipKeys(ip: string): string[] {
+  const v4 = isIPv4(ip) || /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(ip);
+  return (v4 ? v4Masks : v6Masks).map((m) => ipPrefix(ip, m));
+}
+
+/** Prefixes for reputation: IPv4 /24, /16, /8; IPv6 /64, /48, /32. */
+export function reputationPrefixes(ip: string): [string, string, string] {
+  const v4 = isIPv4(ip) || /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(ip);
+  const [a, b, c] = (v4 ? [24, 16, 8] : [64, 48, 32]).map((m) => ipPrefix(ip, m));
+  return [a!, b!, c!];
 }
 
 interface Window {

@@ -10,13 +10,16 @@ import { receivedHeader, plainIP, formatDate } from '../smtp/received.js';
 import { injectedError, injectedStage, injectedTimeoutMs, type Injected } from './localserve.js';
 import { analyze, iprev, spfCheck, type Analysis } from './analyze.js';
 import { prepareSubmission, SubmitError, type Submitted } from './submit.js';
-import { chooseMailbox } from './rules.js';
+import { chooseMailbox, fromAddresses } from './rules.js';
+import { organizationalDomain } from '../dmarc/lookup.js';
+import { reputationPrefixes } from '../limits/limiter.js';
+import { bytesToText, decodeHeaderText, type Header } from '../message/header.js';
 import { isLoopback, newCid, ShuttingDown, type App } from '../server/app.js';
 import type { CertStore } from '../tls/certs.js';
 import type { AuthConn } from '../server/auth.js';
 import type { MsgFile, TempFile } from '../store/tempfile.js';
 import type { Destination } from '../config/domains.js';
-import { shiftPart } from '../store/account.js';
+import { shiftPart, type MessageMeta } from '../store/account.js';
 import { quotaAllows } from '../store/mailboxops.js';
 import { parseMessage } from '../message/part.js';
 import type { IprevResult } from '../dmarc/authres.js';
@@ -697,6 +700,14 @@ export class Session {
     }
     const local = tx.rcpts.filter((r) => r.account);
     const remote = tx.rcpts.filter((r) => !r.account);
+    // Replies from people the account wrote to are from known correspondents (reputation).
+    this.app.store.account(this.account!).recordRecipients(
+      tx.rcpts.map((r) => {
+        const domain = asciiDomain(r.path.domain);
+        return { address: pathString(r.path), domain, orgDomain: organizationalDomain(domain) };
+      }),
+      this.app.clock.now(),
+    );
     if (remote.length) {
       // Identical for all recipients, so the queue can send one copy per destination host.
       const prefix = Buffer.concat([Buffer.from(this.received(tx, id, remote.length === 1 ? pathString(remote[0]!.path) : undefined)), sub.prefix]);
@@ -721,10 +732,34 @@ export class Session {
     if (local.length) await this.deliverLocal({ ...tx, rcpts: local }, file, msg, id, mailFrom, sub.prefix);
   }
 
+  /** What reputation checks need to know about how an incoming message arrived. */
+  private messageMeta(a: Analysis, mailFrom: string, tx: Transaction): MessageMeta {
+    const from = fromAddresses(a.header)[0] ?? '';
+    const fromDomain = addrDomain(from);
+    const env = base(a.header);
+    return {
+      remoteIP: this.remoteIP,
+      remoteIPMasks: reputationPrefixes(this.remoteIP),
+      ehloDomain: this.helo!.toLowerCase(),
+      mailFrom: mailFrom.toLowerCase(),
+      mailFromDomain: tx.from ? asciiDomain(tx.from.domain) : '',
+      msgFrom: from,
+      msgFromDomain: fromDomain,
+      msgFromOrgDomain: fromDomain ? organizationalDomain(fromDomain) : '',
+      ehloValidated: a.spf.helo?.result === 'pass',
+      mailFromValidated: a.spf.mailFrom?.result === 'pass',
+      msgFromValidated: a.dmarc.status === 'pass',
+      dkimDomains: [...new Set(a.dkim.filter((d) => d.status === 'pass').map((d) => d.domain.toLowerCase()))],
+      messageId: env.messageId,
+      subject: env.subject,
+    };
+  }
+
   /** Delivers to local accounts: one copy per account and mailbox, whatever the number of addresses. */
   private async deliverLocal(tx: Transaction, file: MsgFile, msg: Buffer, id: string, mailFrom: string, extra: Buffer, a?: Analysis, junkAll = false): Promise<void> {
     const header = a?.header;
     const base = parseMessage(Buffer.concat([extra, msg]));
+    const meta = a ? this.messageMeta(a, mailFrom, tx) : undefined;
     const targets = new Map<string, { account: string; mailbox: string; rcpts: Recipient[] }>();
     for (const r of tx.rcpts) {
       let mailbox = r.destination!.Mailbox;
@@ -747,7 +782,7 @@ export class Session {
         let mailbox = t.mailbox;
         if (a && this.app.hooks.incoming) {
           const v = await this.app.hooks.incoming({ account: t.account, mailbox, remoteIP: this.remoteIP, mailFrom, msg, analysis: a });
-          if (v.delayMs) await new Promise((res) => setTimeout(res, v.delayMs));
+          if (v.delayMs && !this.app.localserve) await new Promise((res) => setTimeout(res, v.delayMs));
           if (v.action === 'reject' && !this.app.localserve) return { t, rejected: v.reason ?? 'rejected' };
           if (v.action === 'junk' && !this.app.localserve) mailbox = 'Junk';
         }
@@ -757,6 +792,7 @@ export class Session {
           prefix: Buffer.concat([received, extra]),
           received: this.app.clock.now(),
           part: shiftPart(base, received.length),
+          meta,
         });
         return { t, rejected: undefined };
       }),
@@ -777,9 +813,22 @@ export class Session {
   }
 }
 
+/** The domain of an address, lower-cased ASCII. */
+function addrDomain(addr: string): string {
+  const i = addr.lastIndexOf('@');
+  return i < 0 ? '' : asciiDomain(addr.slice(i + 1).toLowerCase());
+}
+
 /** The authserv-id of an Authentication-Results value (RFC 8601 2.2), lower-cased. */
 function authservID(value: string): string {
   return value.replace(/\([^)]*\)/g, ' ').trim().split(/[\s;]/)[0]!.toLowerCase();
+}
+
+/** Message-ID and decoded Subject of a header. */
+function base(h: Header): { messageId: string; subject: string } {
+  const id = h.get('message-id')?.value ?? '';
+  const subject = h.get('subject')?.value ?? '';
+  return { messageId: bytesToText(id).trim(), subject: decodeHeaderText(subject).slice(0, 500) };
 }
 
 function decodeB64(s: string): Buffer {

@@ -68,6 +68,26 @@ export interface DeliverOptions {
   part?: Part;
   /** Sent with the change event, so the session that caused it can skip it. */
   origin?: unknown;
+  /** How an incoming message arrived, for reputation (indexed columns). */
+  meta?: MessageMeta;
+}
+
+export interface MessageMeta {
+  remoteIP?: string;
+  /** Network prefixes of the remote IP, from limits/ipKeys-like masking: three sizes. */
+  remoteIPMasks?: [string, string, string];
+  ehloDomain?: string;
+  mailFrom?: string;
+  mailFromDomain?: string;
+  msgFrom?: string;
+  msgFromDomain?: string;
+  msgFromOrgDomain?: string;
+  ehloValidated?: boolean;
+  mailFromValidated?: boolean;
+  msgFromValidated?: boolean;
+  dkimDomains?: string[];
+  messageId?: string;
+  subject?: string;
 }
 
 export interface Delivered {
@@ -328,6 +348,7 @@ export class Account extends EventEmitter {
           this.stmts.bumpMailbox.run(modseq, mb.id);
           if (keywords.length) this.addMailboxKeywords(mb, keywords);
           const id = Number(info.lastInsertRowid);
+          if (opts.meta) this.setMeta(id, received, opts.meta);
           const dst = this.messagePath(id);
           const dir = path.dirname(dst);
           if (!dirs.has(dir)) fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -347,6 +368,43 @@ export class Account extends EventEmitter {
     }
     batch.forEach((p, i) => p.resolve(results[i]!));
     this.emit('changes', changes, batch.length === 1 ? batch[0]!.opts.origin : undefined);
+  }
+
+  private setMeta(id: number, received: number, m: MessageMeta): void {
+    const masks = m.remoteIPMasks ?? ['', '', ''];
+    this.db
+      .prepare(
+        `UPDATE message SET remoteip = ?, remoteipmask1 = ?, remoteipmask2 = ?, remoteipmask3 = ?, ehlodomain = ?, mailfrom = ?, mailfromdomain = ?,
+          msgfrom = ?, msgfromdomain = ?, msgfromorgdomain = ?, ehlovalidated = ?, mailfromvalidated = ?, msgfromvalidated = ?, dkimdomains = ?, messageid = ?, subject = ?
+         WHERE id = ?`,
+      )
+      .run(
+        m.remoteIP ?? '',
+        ...masks,
+        m.ehloDomain ?? '',
+        m.mailFrom ?? '',
+        m.mailFromDomain ?? '',
+        m.msgFrom ?? '',
+        m.msgFromDomain ?? '',
+        m.msgFromOrgDomain ?? '',
+        m.ehloValidated ? 1 : 0,
+        m.mailFromValidated ? 1 : 0,
+        m.msgFromValidated ? 1 : 0,
+        m.dkimDomains?.length ? ` ${m.dkimDomains.join(' ')} ` : '',
+        m.messageId ?? '',
+        m.subject ?? '',
+        id,
+      );
+    const ins = this.db.prepare('INSERT OR IGNORE INTO messagedkim (message_id, domain, received) VALUES (?, ?, ?)');
+    for (const d of m.dkimDomains ?? []) ins.run(id, d, received);
+  }
+
+  /** Records recipients of a message the account sent, so replies count as from known correspondents. */
+  recordRecipients(rcpts: { address: string; domain: string; orgDomain: string }[], sent: number): void {
+    const ins = this.db.prepare('INSERT OR IGNORE INTO recipient (address, domain, orgdomain, sent) VALUES (?, ?, ?, ?)');
+    this.db.transaction(() => {
+      for (const r of rcpts) ins.run(r.address.toLowerCase(), r.domain, r.orgDomain, sent);
+    })();
   }
 
   private addMailboxKeywords(mb: MailboxRow, keywords: string[]): void {

@@ -59,6 +59,46 @@ const migrations: string[] = [
     PRIMARY KEY (mailbox_id, name)
   ) STRICT, WITHOUT ROWID;
   `,
+  // 3: how each incoming message arrived, for reputation: all lookups are indexed, so
+  // deciding about a message costs the same in a large account as in an empty one.
+  `
+  ALTER TABLE message ADD COLUMN remoteip TEXT NOT NULL DEFAULT '';
+  -- Network prefixes of the remote IP: IPv4 /24, /16, /8 or IPv6 /64, /48, /32.
+  ALTER TABLE message ADD COLUMN remoteipmask1 TEXT NOT NULL DEFAULT '';
+  ALTER TABLE message ADD COLUMN remoteipmask2 TEXT NOT NULL DEFAULT '';
+  ALTER TABLE message ADD COLUMN remoteipmask3 TEXT NOT NULL DEFAULT '';
+  ALTER TABLE message ADD COLUMN ehlodomain TEXT NOT NULL DEFAULT '';
+  ALTER TABLE message ADD COLUMN mailfrom TEXT NOT NULL DEFAULT '';
+  ALTER TABLE message ADD COLUMN mailfromdomain TEXT NOT NULL DEFAULT '';
+  ALTER TABLE message ADD COLUMN msgfrom TEXT NOT NULL DEFAULT '';
+  ALTER TABLE message ADD COLUMN msgfromdomain TEXT NOT NULL DEFAULT '';
+  -- Organizational domain of the From address (RFC 7489 3.2).
+  ALTER TABLE message ADD COLUMN msgfromorgdomain TEXT NOT NULL DEFAULT '';
+  -- SPF pass for the EHLO / MAIL FROM domain; DMARC pass for the From domain.
+  ALTER TABLE message ADD COLUMN ehlovalidated INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE message ADD COLUMN mailfromvalidated INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE message ADD COLUMN msgfromvalidated INTEGER NOT NULL DEFAULT 0;
+  -- Domains of passing DKIM signatures, space-separated with leading and trailing space.
+  ALTER TABLE message ADD COLUMN dkimdomains TEXT NOT NULL DEFAULT '';
+  ALTER TABLE message ADD COLUMN messageid TEXT NOT NULL DEFAULT '';
+  ALTER TABLE message ADD COLUMN subject TEXT NOT NULL DEFAULT '';
+  CREATE INDEX message_remoteip ON message (remoteip, received);
+  CREATE INDEX message_remoteipmask1 ON message (remoteipmask1, received);
+  CREATE INDEX message_remoteipmask2 ON message (remoteipmask2, received);
+  CREATE INDEX message_remoteipmask3 ON message (remoteipmask3, received);
+  CREATE INDEX message_ehlodomain ON message (ehlodomain, received);
+  CREATE INDEX message_mailfromdomain ON message (mailfromdomain, received);
+  CREATE INDEX message_msgfrom ON message (msgfrom, received);
+  CREATE INDEX message_msgfromdomain ON message (msgfromdomain, received);
+  CREATE INDEX message_msgfromorgdomain ON message (msgfromorgdomain, received);
+  CREATE INDEX message_messageid ON message (messageid);
+  -- DKIM domains are looked up through their own table.
+  CREATE TABLE messagedkim (message_id INTEGER NOT NULL, domain TEXT NOT NULL, received INTEGER NOT NULL, PRIMARY KEY (domain, received, message_id)) STRICT, WITHOUT ROWID;
+  -- Recipients this account sent mail to: a message from them is from a known correspondent.
+  CREATE TABLE recipient (address TEXT NOT NULL, domain TEXT NOT NULL, orgdomain TEXT NOT NULL, sent INTEGER NOT NULL, PRIMARY KEY (address, sent)) STRICT, WITHOUT ROWID;
+  CREATE INDEX recipient_domain ON recipient (domain, sent);
+  CREATE INDEX recipient_orgdomain ON recipient (orgdomain, sent);
+  `,
 ];
 
 export const schemaVersion = migrations.length;

@@ -1,14 +1,17 @@
 // The mail store: all accounts under <datadir>/accounts, temporary files under <datadir>/tmp.
+import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Account } from './account.js';
 import { TempFile, writeTemp, type MsgFile } from './tempfile.js';
 
-export class Store {
+/** Emits "account" when an account is opened, so services can follow its changes. */
+export class Store extends EventEmitter {
   readonly tmpDir: string;
   private readonly accounts = new Map<string, Account>();
 
   constructor(readonly dataDir: string) {
+    super();
     this.tmpDir = path.join(dataDir, 'tmp');
     fs.mkdirSync(path.join(dataDir, 'accounts'), { recursive: true, mode: 0o700 });
     fs.mkdirSync(this.tmpDir, { recursive: true, mode: 0o700 });
@@ -25,6 +28,7 @@ export class Store {
     if (!a) {
       a = new Account(name, path.join(this.dataDir, 'accounts', name));
       this.accounts.set(name, a);
+      this.emit('account', a);
     }
     return a;
   }
