@@ -65,10 +65,10 @@ export function ipKeys(ip: string): string[] {
   return (v4 ? v4Masks : v6Masks).map((m) => ipPrefix(ip, m));
 }
 
-/** Prefixes for reputation: IPv4 /24, /16, /8; IPv6 /64, /48, /32. */
+/** Prefixes for reputation: IPv4 /26, /21, /16; IPv6 /64, /48, /32. */
 export function reputationPrefixes(ip: string): [string, string, string] {
   const v4 = isIPv4(ip) || /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(ip);
-  const [a, b, c] = (v4 ? [24, 16, 8] : [64, 48, 32]).map((m) => ipPrefix(ip, m));
+  const [a, b, c] = (v4 ? [26, 21, 16] : [64, 48, 32]).map((m) => ipPrefix(ip, m));
   return [a!, b!, c!];
 }
 

@@ -63,7 +63,7 @@ const migrations: string[] = [
   // deciding about a message costs the same in a large account as in an empty one.
   `
   ALTER TABLE message ADD COLUMN remoteip TEXT NOT NULL DEFAULT '';
-  -- Network prefixes of the remote IP: IPv4 /24, /16, /8 or IPv6 /64, /48, /32.
+  -- Network prefixes of the remote IP: IPv4 /26, /21, /16 or IPv6 /64, /48, /32.
   ALTER TABLE message ADD COLUMN remoteipmask1 TEXT NOT NULL DEFAULT '';
   ALTER TABLE message ADD COLUMN remoteipmask2 TEXT NOT NULL DEFAULT '';
   ALTER TABLE message ADD COLUMN remoteipmask3 TEXT NOT NULL DEFAULT '';
