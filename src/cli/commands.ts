@@ -8,7 +8,9 @@ import { Config, testConfig } from '../config/load.js';
 import { describe, formatError } from '../config/schema.js';
 import { staticSpec, staticHeader } from '../config/static.js';
 import { domainsSpec, domainsHeader, checkAccountName } from '../config/domains.js';
-import { addDomain, rmDomain, addAccount, rmAccount, addAddress, rmAddress, writeFileAtomic } from '../config/edit.js';
+import { addDomain, rmDomain, addAccount, rmAccount, addAddress, rmAddress, addTLSPublicKey, rmTLSPublicKey, writeFileAtomic } from '../config/edit.js';
+import { X509Certificate } from 'node:crypto';
+import { publicKeyFingerprint } from '../sasl/server.js';
 import { serve } from '../server/serve.js';
 import { ctlCall, ctlPath } from '../ctl/ctl.js';
 import { deriveCredentials } from '../sasl/credentials.js';
@@ -270,6 +272,40 @@ change up at once.`,
     nargs: [1, 1],
     help: 'Removes an address from its account.',
     run: (ctx) => edit(() => rmAddress(ctx.configFile, ctx.args[0]!), `address ${ctx.args[0]} removed`),
+  },
+  {
+    name: 'config tlspubkey add',
+    args: 'address certificate.pem [name]',
+    nargs: [2, 3],
+    help: `Registers the public key of a TLS client certificate for logins with SASL EXTERNAL.
+
+A mail client presenting this certificate during the TLS handshake can then log in to IMAP
+and SMTP submission as the address without a password. Only the SHA-256 fingerprint of the
+certificate's public key is stored, in domains.conf; the certificate may be self-signed.`,
+    run(ctx) {
+      const cert = new X509Certificate(fs.readFileSync(ctx.args[1]!));
+      const fp = publicKeyFingerprint(cert).toString('base64url');
+      const account = addTLSPublicKey(ctx.configFile, ctx.args[0]!, fp, ctx.args[2]);
+      out(`key ${fp} added to account ${account}`);
+    },
+  },
+  {
+    name: 'config tlspubkey list',
+    args: '',
+    nargs: [0, 0],
+    help: 'Lists the TLS client certificate keys registered for SASL EXTERNAL, per account.',
+    run(ctx) {
+      for (const [name, acc] of Object.entries(loadConfig(ctx).domains.Accounts)) {
+        for (const k of acc.TLSPublicKeys) out(`${name} ${k.LoginAddress} ${k.Fingerprint}${k.Name ? ' ' + k.Name : ''}`);
+      }
+    },
+  },
+  {
+    name: 'config tlspubkey rm',
+    args: 'fingerprint',
+    nargs: [1, 1],
+    help: 'Removes a registered TLS client certificate key.',
+    run: (ctx) => edit(() => rmTLSPublicKey(ctx.configFile, ctx.args[0]!), `key ${ctx.args[0]} removed`),
   },
   {
     name: 'version',

@@ -48,7 +48,17 @@ export interface AccountConfig {
   FullName?: string;
   Destinations: Record<string, Destination>;
   QuotaMessageSize: number;
+  TLSPublicKeys: TLSPublicKey[];
   Routes: Route[];
+}
+
+/** A TLS client certificate key that logs in with SASL EXTERNAL (RFC 4422 appendix A). */
+export interface TLSPublicKey {
+  Name?: string;
+  /** SHA-256 of the certificate's SubjectPublicKeyInfo, base64url without padding. */
+  Fingerprint: string;
+  /** Address the key logs in as. */
+  LoginAddress: string;
 }
 
 export interface DomainsConfig {
@@ -185,6 +195,17 @@ export const domainsSpec: StructSpec = struct('Domains configuration.', {
         default: 0,
         min: 0,
       }),
+      TLSPublicKeys: list(
+        'TLS client certificates that log in to IMAP and SMTP submission with SASL EXTERNAL instead of a password. Add them with "postern config tlspubkey add".',
+        struct('Client certificate key.', {
+          Name: str('Description, e.g. the device.', 'laptop', { optional: true }),
+          Fingerprint: str('SHA-256 of the certificate\'s public key (SubjectPublicKeyInfo), base64url.', 'q5o2s7Dk3u8N0zJxUu3e2J2FxC9wK0uF7sQnI3k1nQU', {
+            check: (v) => (/^[A-Za-z0-9_-]{43}$/.test(v) ? undefined : 'must be 43 base64url characters (a SHA-256 hash)'),
+          }),
+          LoginAddress: str('Address of this account the key logs in as.', 'jane@example.com'),
+        }),
+        { optional: true },
+      ),
       Routes: list('Routes for messages submitted by this account, evaluated first.', routeSpec, { optional: true }),
     }),
     { keyCheck: checkAccountName },

@@ -139,3 +139,27 @@ export function rmAddress(staticFile: string, address: string): void {
     doc.deleteIn(['Accounts', found.account, 'Destinations', found.key]);
   });
 }
+
+/** Registers a TLS client certificate's key for SASL EXTERNAL logins as the address. */
+export function addTLSPublicKey(staticFile: string, address: string, fingerprint: string, name?: string): string {
+  let account = '';
+  editDomains(staticFile, (doc, cfg) => {
+    const found = findDestination(cfg, address);
+    if (!found) throw new EditError(`address ${address} not configured`);
+    account = found.account;
+    const list = cfg.Accounts[account]!.TLSPublicKeys;
+    doc.setIn(['Accounts', account, 'TLSPublicKeys'], doc.createNode([...list, { ...(name ? { Name: name } : {}), Fingerprint: fingerprint, LoginAddress: address }]));
+  });
+  return account;
+}
+
+export function rmTLSPublicKey(staticFile: string, fingerprint: string): void {
+  editDomains(staticFile, (doc, cfg) => {
+    const hit = Object.entries(cfg.Accounts).find(([, a]) => a.TLSPublicKeys.some((k) => k.Fingerprint === fingerprint));
+    if (!hit) throw new EditError(`no key with fingerprint ${fingerprint}`);
+    const [account, acc] = hit;
+    const rest = acc.TLSPublicKeys.filter((k) => k.Fingerprint !== fingerprint);
+    if (rest.length) doc.setIn(['Accounts', account, 'TLSPublicKeys'], doc.createNode(rest));
+    else doc.deleteIn(['Accounts', account, 'TLSPublicKeys']);
+  });
+}

@@ -85,6 +85,16 @@ export function parseDomains(
         seen.set(canon, name);
       }
     }
+    const fingerprints = new Map<string, string>();
+    for (const [name, acc] of Object.entries(config.Accounts)) {
+      acc.TLSPublicKeys.forEach((k, i) => {
+        const kpath = `Accounts.${name}.TLSPublicKeys.${i}`;
+        if (index.loginAccount(k.LoginAddress) !== name) errors.push(pos.error(`${kpath}.LoginAddress`, `${k.LoginAddress} is not an address of account ${name}`));
+        const other = fingerprints.get(k.Fingerprint);
+        if (other) errors.push(pos.error(`${kpath}.Fingerprint`, `key already registered for account ${other}`));
+        fingerprints.set(k.Fingerprint, name);
+      });
+    }
     for (const [name, d] of Object.entries(config.Domains)) {
       for (const sel of d.DKIM.Sign) {
         if (!d.DKIM.Selectors[sel]) errors.push(pos.error(`Domains.${name}.DKIM.Sign`, `selector ${sel} not in Selectors`));

@@ -19,7 +19,11 @@ interface State {
 const state: State = {
   root: 'info',
   packages: new Map(),
-  sink: pino({ level: 'trace', base: undefined, timestamp: pino.stdTimeFunctions.isoTime, formatters: { level: (label) => ({ level: label }) } }),
+  // Written at once, so logs are current for whoever follows them and survive a crash.
+  sink: pino(
+    { level: 'trace', base: undefined, timestamp: pino.stdTimeFunctions.isoTime, formatters: { level: (label) => ({ level: label }) } },
+    pino.destination({ dest: 1, sync: true }),
+  ),
 };
 
 /** Replace the output, e.g. with a file destination for `serve`. */

@@ -81,6 +81,14 @@ export class Auth {
       lookup: async (username) => this.lookup(username),
       channelBinding: conn.tls ? (type: ChannelBindingType) => channelBindingData(conn.tls!, type, 'server') : undefined,
       tlsClientCertificate: conn.tls ? () => conn.tls!.getPeerX509Certificate() as X509Certificate | undefined : undefined,
+      lookupCertificate: async (fingerprint) => {
+        const fp = fingerprint.toString('base64url');
+        for (const [account, acc] of Object.entries(this.config.domains.Accounts)) {
+          const k = acc.TLSPublicKeys.find((k) => k.Fingerprint === fp);
+          if (k) return { username: k.LoginAddress, account };
+        }
+        return undefined;
+      },
     });
   }
 
