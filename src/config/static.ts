@@ -75,6 +75,7 @@ export interface StaticConfig {
   User?: string;
   Resolver?: string;
   Pedantic: boolean;
+  MaxConnectionsPerIP: number;
   AdminPasswordFile: string;
   Postmaster: { Account: string; Mailbox: string };
   Listeners: Record<string, Listener>;
@@ -177,6 +178,11 @@ export const staticSpec: StructSpec = struct('Static configuration.', {
     { optional: true, check: checkHostPort },
   ),
   Pedantic: bool('Refuse protocol violations that are commonly accepted in the wild.'),
+  MaxConnectionsPerIP: int(
+    'Concurrent SMTP connections, and separately IMAP connections, allowed from one IP address; three times as many from its /26 (IPv4) or /48 (IPv6) network and nine times from its /21 or /32. localserve does not limit loopback clients.',
+    30,
+    { optional: true, default: 30, min: 1 },
+  ),
   AdminPasswordFile: str('File with the bcrypt hash of the web admin password, relative to the directory of this file. Set it with "postern setadminpassword".', 'adminpasswd', {
     optional: true,
     default: 'adminpasswd',

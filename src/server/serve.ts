@@ -33,6 +33,8 @@ export interface Running {
   stop(graceMs?: number): Promise<void>;
 }
 
+const connLimits = (n: number): [number, number, number] => [n, n * 3, n * 9];
+
 export async function serve(staticFile: string, opts: ServeOptions = {}): Promise<Running> {
   const config = Config.load(staticFile);
   setLevels(config.static_.LogLevel as Level, config.static_.PackageLogLevels as Record<string, Level>);
@@ -53,7 +55,10 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
     clock,
     hooks: {},
     limits: {
-      connections: { smtp: new ConnectionLimiter([30, 90, 270]), imap: new ConnectionLimiter([30, 90, 270]) },
+      connections: {
+        smtp: new ConnectionLimiter(connLimits(config.static_.MaxConnectionsPerIP)),
+        imap: new ConnectionLimiter(connLimits(config.static_.MaxConnectionsPerIP)),
+      },
       connectionRate: new Limiter([{ periodMs: minute, limits: [300, 900, 2700] }], clock),
       deliveries: new Limiter([{ periodMs: minute, limits: [500, 1500, 4500] }], clock),
     },
