@@ -301,7 +301,7 @@ for (const file of files) {
     const ds = structure.d.get(seq)!;
     same('RFC822.SIZE', ps.get('RFC822.SIZE'), ds.get('RFC822.SIZE'));
     assert.equal(ds.get('RFC822.SIZE'), stored.get(file)!.length);
-    let theirs = ds.get('BODYSTRUCTURE')!;
+    let theirs: ImapValue = ds.get('BODYSTRUCTURE')!;
     if (EXPECTED_DIFFERENCES[file]) theirs = EXPECTED_DIFFERENCES[file]!(theirs);
     same('BODYSTRUCTURE', normalizeBody(ps.get('BODYSTRUCTURE')!), normalizeBody(theirs));
     same('ENVELOPE', normalizeEnvelope(ps.get('ENVELOPE')!), normalizeEnvelope(ds.get('ENVELOPE')!));
