@@ -40,6 +40,15 @@ export interface DomainConfig {
   DKIM: { Selectors: Record<string, DKIMSelector>; Sign: string[] };
   AcceptDMARCRejects: boolean;
   Routes: Route[];
+  MTASTS?: MTASTSConfig;
+}
+
+/** The MTA-STS policy published for a domain (RFC 8461). */
+export interface MTASTSConfig {
+  PolicyID: string;
+  Mode: 'enforce' | 'testing' | 'none';
+  MaxAge: number;
+  MX: string[];
 }
 
 export interface AccountConfig {
@@ -50,6 +59,22 @@ export interface AccountConfig {
   QuotaMessageSize: number;
   TLSPublicKeys: TLSPublicKey[];
   Routes: Route[];
+  JunkFilter?: JunkFilterConfig;
+}
+
+/** Junk filtering of incoming mail for an account; see src/junk. */
+export interface JunkFilterConfig {
+  Threshold?: string;
+  RejectThreshold?: string;
+  MinHam?: number;
+  FirstTimeSenderDelaySeconds?: number;
+  NotJunkMailboxes?: string[];
+  KeptDays?: number;
+  RejectsMailbox?: string;
+  KeepRejectsDays?: number;
+  MaxRejects?: number;
+  IntroboxMailbox?: string;
+  SubjectPassHours?: number;
 }
 
 /** A TLS client certificate key that logs in with SASL EXTERNAL (RFC 4422 appendix A). */
@@ -158,6 +183,41 @@ const dkim = struct(
   { optional: true, default: { Selectors: {}, Sign: [] } },
 );
 
+const probability = (doc: string, example: string) =>
+  str(doc, example, { optional: true, check: (v) => (/^(0(\.\d+)?|1(\.0+)?)$/.test(v) ? undefined : 'must be a number from 0 to 1, e.g. 0.95') });
+
+const junkFilterSpec = struct(
+  'Junk filtering of incoming mail: sender reputation from earlier messages, a Bayesian filter that learns from the $Junk and $NotJunk flags and from moves into and out of the Junk mailbox, and DNS blocklists (postern.conf DNSBL).',
+  {
+    Threshold: probability('Spam probability above which the Bayesian filter delivers a message from a sender without reputation to Junk. Default 0.95.', '0.95'),
+    RejectThreshold: probability(
+      'Spam probability above which such a message is refused (451, so a legitimate sender hears of it), once the filter has learned from MinHam messages. Default 0.99; 1 never refuses on content.',
+      '0.99',
+    ),
+    MinHam: int('Non-junk messages the filter must have learned from before its verdict refuses mail or slows senders. Default 50.', 50, { optional: true, min: 0 }),
+    FirstTimeSenderDelaySeconds: int('Seconds to wait before answering a sender without reputation, once the filter has learned from MinHam messages. Default 15; 0 for none.', 15, {
+      optional: true,
+      min: 0,
+      max: 300,
+    }),
+    NotJunkMailboxes: list('Mailboxes whose messages are not junk: the filter learns them as such. Default Archive and Sent.', str('Mailbox.', 'Archive'), {
+      optional: true,
+      examples: ['Archive', 'Sent'],
+    }),
+    KeptDays: int('Messages kept this many days in Inbox count as not junk, and those kept in Junk as junk. Default 7; 0 never.', 7, { optional: true, min: 0 }),
+    RejectsMailbox: str('Mailbox keeping copies of refused messages, so a legitimate one can be found. Default Rejects; "-" for none.', 'Rejects', { optional: true }),
+    KeepRejectsDays: int('Days to keep refused messages in the Rejects mailbox. Default 14.', 14, { optional: true, min: 1 }),
+    MaxRejects: int('Most messages kept in the Rejects mailbox; the oldest go first. Default 1000.', 1000, { optional: true, min: 1 }),
+    IntroboxMailbox: str('Mailbox for accepted mail from first-time senders that would go to Inbox, e.g. Introbox. Default none.', 'Introbox', { optional: true }),
+    SubjectPassHours: int(
+      'Hours a subject pass token is valid: a sender without reputation whose message is refused as mildly spammy is told a token; a retry with it in the Subject is accepted. Default 12; 0 off.',
+      12,
+      { optional: true, min: 0 },
+    ),
+  },
+  { optional: true },
+);
+
 export const domainsSpec: StructSpec = struct('Domains configuration.', {
   Domains: map(
     'Domains Postern accepts mail for. Names in lower-case Unicode form (IDNA U-labels).',
@@ -175,6 +235,24 @@ export const domainsSpec: StructSpec = struct('Domains configuration.', {
         'Accept incoming messages that fail DMARC while the sender domain asks to reject them, and deliver them to the Junk mailbox instead of refusing them.',
       ),
       Routes: list('Routes for messages with a sender address in this domain, evaluated after those of the account and before the global ones.', routeSpec, { optional: true }),
+      MTASTS: struct(
+        'MTA-STS policy (RFC 8461): tells other servers to deliver only over TLS with a valid certificate. Served at https://mta-sts.<domain>/.well-known/mta-sts.txt by listeners with MTASTSHTTPS; publish its id in the TXT record _mta-sts.<domain>.',
+        {
+          PolicyID: str('Id of the policy, also in the TXT record; change it whenever the policy changes. 1 to 32 letters and digits.', '20260101T000000', {
+            check: (v) => (/^[A-Za-z0-9]{1,32}$/.test(v) ? undefined : 'must be 1 to 32 letters and digits'),
+          }),
+          Mode: str('enforce: deliver only with valid TLS; testing: deliver anyway and report failures; none: withdraw the policy.', 'enforce', {
+            optional: true,
+            default: 'enforce',
+            values: ['enforce', 'testing', 'none'],
+          }),
+          MaxAge: int('Seconds senders may cache the policy (RFC 8461 3.2).', 86400, { optional: true, default: 86400, min: 1, max: 31557600 }),
+          MX: list('MX host names the policy allows, e.g. "mail.example.com" or "*.example.com". Default: the Hostname of postern.conf.', str('Host name.', 'mail.example.com'), {
+            optional: true,
+          }),
+        },
+        { optional: true },
+      ),
     }),
     { keyCheck: checkDomain },
   ),
@@ -207,6 +285,7 @@ export const domainsSpec: StructSpec = struct('Domains configuration.', {
         { optional: true },
       ),
       Routes: list('Routes for messages submitted by this account, evaluated first.', routeSpec, { optional: true }),
+      JunkFilter: junkFilterSpec,
     }),
     { keyCheck: checkAccountName },
   ),

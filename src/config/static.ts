@@ -14,6 +14,16 @@ export interface ServiceConfig {
   Port: number;
 }
 
+/** A web application on a listener: plain HTTP or HTTPS on a port, under a path prefix. */
+export interface WebService extends ServiceConfig {
+  Path: string;
+}
+
+/** A service on fixed paths that is normally served over HTTPS. */
+export interface TLSWebService extends ServiceConfig {
+  NonTLS: boolean;
+}
+
 export interface Listener {
   IPs: string[];
   Hostname?: string;
@@ -23,7 +33,26 @@ export interface Listener {
   Submissions: ServiceConfig;
   IMAP: ServiceConfig & { NoRequireSTARTTLS: boolean };
   IMAPS: ServiceConfig;
+  AccountHTTP: WebService;
+  AccountHTTPS: WebService;
+  AdminHTTP: WebService;
+  AdminHTTPS: WebService;
+  WebmailHTTP: WebService;
+  WebmailHTTPS: WebService;
+  WebAPIHTTP: WebService;
+  WebAPIHTTPS: WebService;
+  MetricsHTTP: WebService;
+  AutoconfigHTTPS: TLSWebService;
+  MTASTSHTTPS: TLSWebService;
+  AdminIPs: string[];
 }
+
+/** The web services of a listener, by config field name. */
+export const webServices = ['AccountHTTP', 'AccountHTTPS', 'AdminHTTP', 'AdminHTTPS', 'WebmailHTTP', 'WebmailHTTPS', 'WebAPIHTTP', 'WebAPIHTTPS', 'MetricsHTTP'] as const;
+export type WebServiceName = (typeof webServices)[number];
+
+/** Loopback and private networks (RFC 1918, RFC 4193, link-local): where admins usually are. */
+export const defaultAdminIPs = ['127.0.0.0/8', '::1/128', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7', 'fe80::/10'];
 
 export interface TransportAuth {
   Username: string;
@@ -82,6 +111,7 @@ export interface StaticConfig {
   Queue: QueueConfig;
   Transports: Record<string, Transport>;
   Routes: Route[];
+  DNSBL?: { Zones: string[] };
 }
 
 export const defaultMaxMessageSize = 100 * 1024 * 1024;
@@ -95,6 +125,39 @@ function checkHostPort(v: string): string | undefined {
 function checkIP(v: string): string | undefined {
   return isIP(v) ? undefined : 'must be an IPv4 or IPv6 address';
 }
+
+function checkCIDR(v: string): string | undefined {
+  const [ip, bits, extra] = v.split('/');
+  const max = isIP(ip ?? '') === 4 ? 32 : 128;
+  if (!isIP(ip ?? '') || extra !== undefined || (bits !== undefined && (!/^\d{1,3}$/.test(bits) || Number(bits) > max))) return 'must be an IP address or network, e.g. 192.168.0.0/16';
+  return undefined;
+}
+
+function checkPath(v: string): string | undefined {
+  return /^\/[\x21-\x7e]*$/.test(v) && !v.includes('//') && !v.includes('?') && !v.includes('#') ? undefined : 'must be a URL path starting with "/", e.g. /admin/';
+}
+
+const webService = (what: string, port: number, path: string) =>
+  struct(
+    `${what}.`,
+    {
+      Enabled: bool('Serve it on this listener.', { example: true }),
+      Port: int('Port to listen on; services on the same port share one web server.', port, { optional: true, default: port, min: 1, max: 65535 }),
+      Path: str('URL path it is served under.', path, { optional: true, default: path, check: checkPath }),
+    },
+    { optional: true, default: { Enabled: false, Port: port, Path: path } },
+  );
+
+const tlsWebService = (what: string) =>
+  struct(
+    `${what}.`,
+    {
+      Enabled: bool('Serve it on this listener.', { example: true }),
+      Port: int('Port to listen on; services on the same port share one web server.', 443, { optional: true, default: 443, min: 1, max: 65535 }),
+      NonTLS: bool('Serve it over plain HTTP instead of HTTPS, e.g. behind a TLS-terminating proxy or in local testing.'),
+    },
+    { optional: true, default: { Enabled: false, Port: 443, NonTLS: false } },
+  );
 
 const service = (name: string, port: number, extra: Record<string, Spec> = {}) =>
   struct(
@@ -228,6 +291,24 @@ export const staticSpec: StructSpec = struct('Static configuration.', {
         NoRequireSTARTTLS: bool('Allow login without TLS. Dangerous: passwords cross the network in the clear.'),
       }),
       IMAPS: service('IMAP over implicit TLS', 993),
+      AccountHTTP: webService('Account web pages (password, addresses, delivery rules, import and export of mail) over plain HTTP', 80, '/'),
+      AccountHTTPS: webService('Account web pages over HTTPS', 443, '/'),
+      AdminHTTP: webService('Admin web pages (domains, accounts, DNS records, queue) over plain HTTP; only for clients in AdminIPs', 80, '/admin/'),
+      AdminHTTPS: webService('Admin web pages over HTTPS; only for clients in AdminIPs', 443, '/admin/'),
+      WebmailHTTP: webService('Webmail over plain HTTP', 80, '/webmail/'),
+      WebmailHTTPS: webService('Webmail over HTTPS', 443, '/webmail/'),
+      WebAPIHTTP: webService('HTTP API for sending and receiving mail, over plain HTTP', 80, '/webapi/'),
+      WebAPIHTTPS: webService('HTTP API over HTTPS', 443, '/webapi/'),
+      MetricsHTTP: webService('Prometheus metrics over plain HTTP; typically on an internal listener only', 8010, '/metrics'),
+      AutoconfigHTTPS: tlsWebService(
+        'Mail client settings: Thunderbird autoconfig at autoconfig.<domain>/mail/config-v1.1.xml and Microsoft autodiscover at autodiscover.<domain>/autodiscover/autodiscover.xml. The certificate must cover those names',
+      ),
+      MTASTSHTTPS: tlsWebService('MTA-STS policies (RFC 8461) at mta-sts.<domain>/.well-known/mta-sts.txt. The certificate must cover those names'),
+      AdminIPs: list(
+        'Client IP addresses or networks allowed to use the admin web pages of this listener. Default: loopback and private networks.',
+        str('IP address or network.', '192.168.0.0/16', { check: checkCIDR }),
+        { optional: true, default: defaultAdminIPs, examples: ['127.0.0.0/8', '::1/128', '192.168.0.0/16'] },
+      ),
     }),
   ),
   Queue: struct(
@@ -256,6 +337,11 @@ export const staticSpec: StructSpec = struct('Static configuration.', {
   Routes: list('Routes for all accounts, evaluated after those of the account and of the sender domain in domains.conf; the first that matches chooses the transport. Without a match, delivery is direct.', routeSpec, {
     optional: true,
   }),
+  DNSBL: struct(
+    'DNS blocklists (RFC 5782) for incoming mail. They are asked about a connecting IP only when its sender has no reputation with the account and the content looks fine, and only while the zone is healthy (127.0.0.2 listed, 127.0.0.1 not). Check with "postern dnsbl check" and "postern dnsbl checkhealth".',
+    { Zones: list('Zones, e.g. sbl.spamhaus.org; mind their terms of use.', str('Zone.', 'sbl.spamhaus.org')) },
+    { optional: true },
+  ),
 });
 
 export const staticHeader = `Static configuration of Postern: postern.conf.
