@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { isMap, parseDocument, type Document } from 'yaml';
 import { ConfigInvalid, parseDomains, parseStatic } from './load.js';
-import { normalizeDomain, splitAddress, checkAccountName, type DomainsConfig } from './domains.js';
+import { normalizeDomain, splitAddress, checkAccountName, type DomainsConfig, type Ruleset } from './domains.js';
 
 export class EditError extends Error {}
 
@@ -161,5 +161,32 @@ export function rmTLSPublicKey(staticFile: string, fingerprint: string): void {
     const rest = acc.TLSPublicKeys.filter((k) => k.Fingerprint !== fingerprint);
     if (rest.length) doc.setIn(['Accounts', account, 'TLSPublicKeys'], doc.createNode(rest));
     else doc.deleteIn(['Accounts', account, 'TLSPublicKeys']);
+  });
+}
+
+/** Sets the quota of an account in bytes; 0 removes the limit. */
+export function setQuota(staticFile: string, account: string, bytes: number): void {
+  if (!Number.isSafeInteger(bytes) || bytes < 0) throw new EditError('quota must be a whole number of bytes, 0 for no limit');
+  editDomains(staticFile, (doc, cfg) => {
+    if (!cfg.Accounts[account]) throw new EditError(`account ${account} does not exist`);
+    if (bytes === 0) doc.deleteIn(['Accounts', account, 'QuotaMessageSize']);
+    else doc.setIn(['Accounts', account, 'QuotaMessageSize'], bytes);
+  });
+}
+
+/** Replaces the delivery rules of one destination of an account; the key is as written in domains.conf. */
+export function setRulesets(staticFile: string, account: string, destination: string, rulesets: Ruleset[]): void {
+  editDomains(staticFile, (doc, cfg) => {
+    const dest = cfg.Accounts[account]?.Destinations[destination];
+    if (!dest) throw new EditError(`address ${destination} is not a destination of account ${account}`);
+    // Only the fields a rule uses are written, so the file stays as short as hand-written.
+    const clean = rulesets.map((r) =>
+      Object.fromEntries(Object.entries(r).filter(([k, v]) => v !== undefined && v !== '' && !(k === 'HeadersRegexp' && Object.keys(v as object).length === 0))),
+    );
+    const node = doc.getIn(['Accounts', account, 'Destinations', destination]);
+    if (!isMap(node)) doc.setIn(['Accounts', account, 'Destinations', destination], doc.createNode({}));
+    else if (node.flow && clean.length) node.flow = false;
+    if (clean.length === 0) doc.deleteIn(['Accounts', account, 'Destinations', destination, 'Rulesets']);
+    else doc.setIn(['Accounts', account, 'Destinations', destination, 'Rulesets'], doc.createNode(clean));
   });
 }

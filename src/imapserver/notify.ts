@@ -33,13 +33,7 @@ function parseFilter(s: Session, p: Parser): Filter {
     case 'subtree':
     case 'mailboxes': {
       p.space();
-      const names: string[] = [];
-      if (p.take('(')) {
-        do names.push(s.mailboxArg(p));
-        while (p.maybeSpace());
-        p.expect(')');
-      } else names.push(s.mailboxArg(p));
-      return { kind, names };
+      return { kind, names: s.mailboxList(p) };
     }
     default:
       throw new Bad(`unknown mailbox filter ${kind}`);

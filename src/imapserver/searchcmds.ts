@@ -100,13 +100,7 @@ function searchSources(s: Session, p: Parser): MailboxRow[] {
       all.filter((m) => subs.has(m.name)).forEach(add);
     } else if (kw === 'subtree' || kw === 'subtree-one' || kw === 'mailboxes') {
       p.space();
-      const names: string[] = [];
-      if (p.take('(')) {
-        do names.push(s.mailboxArg(p));
-        while (p.maybeSpace());
-        p.expect(')');
-      } else names.push(s.mailboxArg(p));
-      for (const n of names) {
+      for (const n of s.mailboxList(p)) {
         const base = acc.mailbox(n);
         if (kw === 'mailboxes') add(base);
         else {

@@ -1,43 +1,21 @@
 // IMAP listeners: plain with STARTTLS (143) and implicit TLS (993).
-import net from 'node:net';
-import tls from 'node:tls';
+import type net from 'node:net';
 import { Session, type ImapListenerOptions } from './session.js';
-import { isLoopback, type App } from '../server/app.js';
-import { plainIP } from '../smtp/received.js';
+import type { App } from '../server/app.js';
+import { listen } from '../server/listen.js';
 import { Log } from '../log/log.js';
 
 const log = Log.pkg('imapserver');
-const TOOMANY = '* BYE [UNAVAILABLE] too many connections from your network, try again later\r\n';
 
 export function listenIMAP(app: App, ip: string, port: number, opts: ImapListenerOptions, sockets: Set<net.Socket>): Promise<net.Server> {
-  const onSocket = (socket: net.Socket) => {
-    const ip = plainIP(socket.remoteAddress);
-    // Connection limits per network; localserve lets loopback clients open as many as they like.
-    if (!(app.localserve && isLoopback(ip))) {
-      const release = app.limits.connectionRate.canAdd(ip) ? app.limits.connections.imap.acquire(ip) : undefined;
-      if (!release) {
-        log.info('too many connections', { remote: ip });
-        socket.end(TOOMANY);
-        socket.on('error', () => {});
-        return;
-      }
-      app.limits.connectionRate.add(ip);
-      socket.once('close', release);
-    }
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
-    socket.setNoDelay(true);
-    new Session(app, socket, opts).run().catch((e) => log.error('session failed', e as Error));
-  };
-  const server = opts.implicitTLS ? tls.createServer(opts.certs!.serverOptions({ requestCert: true, rejectUnauthorized: false }), (s) => onSocket(s)) : net.createServer(onSocket);
-  if (server instanceof tls.Server) server.on('tlsClientError', (e) => log.debug('tls handshake failed', e));
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: ip, port, ipv6Only: ip.includes(':') }, () => {
-      server.off('error', reject);
-      log.info('listening', { tls: opts.implicitTLS, ip, port });
-      resolve(server);
-    });
+  return listen(app, {
+    ip,
+    port,
+    tls: opts.implicitTLS ? opts.certs : undefined,
+    limiter: app.limits.connections.imap,
+    tooMany: '* BYE [UNAVAILABLE] too many connections from your network, try again later\r\n',
+    log,
+    sockets,
+    onSocket: (socket) => void new Session(app, socket, opts).run().catch((e) => log.error('session failed', e as Error)),
   });
 }

@@ -435,6 +435,16 @@ export class Session {
     return name;
   }
 
+  /** One mailbox, or a parenthesized list of them (RFC 5465 one-or-more-mailbox, RFC 7377). */
+  mailboxList(p: Parser): string[] {
+    if (!p.take('(')) return [this.mailboxArg(p)];
+    const names: string[] = [];
+    do names.push(this.mailboxArg(p));
+    while (p.maybeSpace());
+    p.expect(')');
+    return names;
+  }
+
   /** Mailbox name for a response. */
   mailboxOut(name: string): Buffer {
     // RFC 9051 5.1: INBOX is always shown as "INBOX", also as the parent of other mailboxes.
