@@ -41,6 +41,16 @@ export interface DomainConfig {
   AcceptDMARCRejects: boolean;
   Routes: Route[];
   MTASTS?: MTASTSConfig;
+  ClientSettingsDomain?: string;
+  DMARC?: ReportAddress;
+  TLSRPT?: ReportAddress;
+}
+
+/** An address of a domain where reports are received, with the account and mailbox they go to. */
+export interface ReportAddress {
+  Localpart: string;
+  Account: string;
+  Mailbox: string;
 }
 
 /** The MTA-STS policy published for a domain (RFC 8461). */
@@ -218,6 +228,17 @@ const junkFilterSpec = struct(
   { optional: true },
 );
 
+const reportAddress = (doc: string, localpart: string, mailbox: string) =>
+  struct(
+    `Address for ${doc}`,
+    {
+      Localpart: str('Localpart of the address in this domain; it must not be an address of an account too.', localpart),
+      Account: str('Account the reports are delivered to.', 'jane'),
+      Mailbox: str('Mailbox in that account.', mailbox, { optional: true, default: mailbox }),
+    },
+    { optional: true },
+  );
+
 export const domainsSpec: StructSpec = struct('Domains configuration.', {
   Domains: map(
     'Domains Postern accepts mail for. Names in lower-case Unicode form (IDNA U-labels).',
@@ -235,6 +256,21 @@ export const domainsSpec: StructSpec = struct('Domains configuration.', {
         'Accept incoming messages that fail DMARC while the sender domain asks to reject them, and deliver them to the Junk mailbox instead of refusing them.',
       ),
       Routes: list('Routes for messages with a sender address in this domain, evaluated after those of the account and before the global ones.', routeSpec, { optional: true }),
+      ClientSettingsDomain: str(
+        'Host name mail clients connect to for IMAP and submission, e.g. "mail.example.com", pointing to this server. It gets an ACME certificate, and the SRV records and client settings name it. Default: the Hostname of postern.conf.',
+        'mail.example.com',
+        { optional: true, check: checkDomain },
+      ),
+      DMARC: reportAddress(
+        'DMARC aggregate reports (RFC 7489 7.2) about this domain: publish the address as rua in the _dmarc TXT record. Reports that arrive there, from a sender passing DMARC, are parsed and kept for "postern dmarc reports" and the admin pages, besides being delivered.',
+        'dmarcreports',
+        'DMARC',
+      ),
+      TLSRPT: reportAddress(
+        'TLS reports (RFC 8460) about this domain: publish the address as rua in the _smtp._tls TXT record. Reports that arrive there with a valid DKIM signature of the reporting domain are parsed and kept for "postern tlsrpt reports" and the admin pages, besides being delivered.',
+        'tlsreports',
+        'TLSRPT',
+      ),
       MTASTS: struct(
         'MTA-STS policy (RFC 8461): tells other servers to deliver only over TLS with a valid certificate. Served at https://mta-sts.<domain>/.well-known/mta-sts.txt by listeners with MTASTSHTTPS; publish its id in the TXT record _mta-sts.<domain>.',
         {
@@ -321,6 +357,14 @@ export class AddressIndex {
       for (const [key, destination] of Object.entries(acc.Destinations)) {
         const canon = this.canonicalKey(key, acc.Domain);
         if (canon) this.addrs.set(canon, { account, destination, key });
+      }
+    }
+    for (const [domain, d] of Object.entries(config.Domains)) {
+      for (const r of [d.DMARC, d.TLSRPT]) {
+        if (!r || !config.Accounts[r.Account]) continue;
+        const key = `${r.Localpart}@${domain}`;
+        const canon = this.canonicalKey(key, domain);
+        if (canon && !this.addrs.has(canon)) this.addrs.set(canon, { account: r.Account, destination: { Mailbox: r.Mailbox, Rulesets: [] }, key });
       }
     }
   }

@@ -41,10 +41,12 @@ export function parseStatic(file: string, text: string): { config?: StaticConfig
         }
       });
       const needsTLS = l.Submissions.Enabled || l.IMAPS.Enabled;
-      if (needsTLS && !l.TLS?.KeyCerts.length) errors.push(pos.error(lpath, 'Submissions and IMAPS need TLS.KeyCerts'));
+      if (needsTLS && !l.TLS?.KeyCerts.length && !l.TLS?.ACME) errors.push(pos.error(lpath, 'Submissions and IMAPS need TLS.KeyCerts or TLS.ACME'));
+      if (l.TLS?.ACME && !config.ACME[l.TLS.ACME]) errors.push(pos.error(`${lpath}.TLS.ACME`, `no ACME provider ${l.TLS.ACME} in ACME`));
       if (l.IPs.length === 0) errors.push(pos.error(`${lpath}.IPs`, 'at least one IP needed'));
     }
     if (!normalizeDomain(config.Hostname)) errors.push(pos.error('Hostname', 'invalid host name'));
+    if (config.CheckUpdates && !config.UpdatesName) errors.push(pos.error('CheckUpdates', 'CheckUpdates needs UpdatesName'));
   }
   return { config: errors.length ? undefined : config, errors };
 }
@@ -107,6 +109,16 @@ export function parseDomains(
         } catch (e) {
           errors.push(pos.error(kpath, `cannot use key: ${(e as Error).message}`));
         }
+      }
+    }
+    for (const [name, d] of Object.entries(config.Domains)) {
+      for (const [field, r] of [['DMARC', d.DMARC], ['TLSRPT', d.TLSRPT]] as const) {
+        if (!r) continue;
+        const rpath = `Domains.${name}.${field}`;
+        if (!config.Accounts[r.Account]) errors.push(pos.error(`${rpath}.Account`, `account ${r.Account} not configured`));
+        const canon = index.canonicalKey(`${r.Localpart}@${name}`, name);
+        if (!canon || r.Localpart === '' || r.Localpart.includes('@')) errors.push(pos.error(`${rpath}.Localpart`, 'invalid localpart'));
+        else if (seen.has(canon)) errors.push(pos.error(`${rpath}.Localpart`, `address also configured for account ${seen.get(canon)}`));
       }
     }
     if (postmaster && !config.Accounts[postmaster.Account]) {

@@ -9,6 +9,27 @@ export interface KeyCert {
   KeyFile: string;
 }
 
+export interface ListenerTLS {
+  KeyCerts: KeyCert[];
+  /** Name of an ACME provider in StaticConfig.ACME. */
+  ACME?: string;
+  HostPrivateKeyFiles: string[];
+  MinVersion: string;
+}
+
+/** A certificate authority speaking ACME (RFC 8555). */
+export interface ACMEConfig {
+  DirectoryURL: string;
+  ContactEmail?: string;
+  RenewBeforeDays: number;
+  IssuerDomainName: string;
+  ChallengeTypes: ('tls-alpn-01' | 'http-01')[];
+  ExternalAccountBinding?: { KeyID: string; HMACKey: string };
+  CAFile?: string;
+}
+
+export const letsEncryptDirectory = 'https://acme-v02.api.letsencrypt.org/directory';
+
 export interface ServiceConfig {
   Enabled: boolean;
   Port: number;
@@ -27,7 +48,7 @@ export interface TLSWebService extends ServiceConfig {
 export interface Listener {
   IPs: string[];
   Hostname?: string;
-  TLS?: { KeyCerts: KeyCert[]; MinVersion: string };
+  TLS?: ListenerTLS;
   SMTP: ServiceConfig & { NoSTARTTLS: boolean; RequireSTARTTLS: boolean; MaxMessageSize: number };
   Submission: ServiceConfig & { NoRequireSTARTTLS: boolean };
   Submissions: ServiceConfig;
@@ -112,6 +133,11 @@ export interface StaticConfig {
   Transports: Record<string, Transport>;
   Routes: Route[];
   DNSBL?: { Zones: string[] };
+  ACME: Record<string, ACMEConfig>;
+  NoOutgoingDMARCReports: boolean;
+  OutgoingDMARCReportIntervalHours: number;
+  CheckUpdates: boolean;
+  UpdatesName?: string;
 }
 
 export const defaultMaxMessageSize = 100 * 1024 * 1024;
@@ -264,11 +290,22 @@ export const staticSpec: StructSpec = struct('Static configuration.', {
         'TLS configuration. Needed for STARTTLS, implicit TLS services and authentication.',
         {
           KeyCerts: list(
-            'Certificate and key pairs, in PEM files, relative to the directory of this file. The certificate is chosen by the TLS SNI name; the first pair is the default.',
+            'Certificate and key pairs, in PEM files, relative to the directory of this file. The certificate is chosen by the TLS SNI name; the first pair is the default. With ACME, these are used for the names they cover and ACME for the others.',
             struct('Key and certificate.', {
               CertFile: str('Certificate chain in PEM.', 'mail.example.com.crt'),
               KeyFile: str('Private key in PEM.', 'mail.example.com.key'),
             }),
+            { optional: true },
+          ),
+          ACME: str(
+            'Name of an ACME provider (under ACME) to get certificates from, on demand: for the host name, and for each domain its mta-sts., autoconfig. and client settings names.',
+            'lets-encrypt',
+            { optional: true },
+          ),
+          HostPrivateKeyFiles: list(
+            'Private keys (PKCS#8 PEM, an RSA 2048 and an ECDSA P-256 key) used for every ACME certificate of the host name, so that DANE TLSA records (3 1 1) of the host stay valid across renewals. Relative to the directory of this file. "postern config ensureacmehostprivatekeys" makes them. Without them, a new key comes with each certificate.',
+            str('PEM file.', 'hostkeys/mail.example.com.ecdsap256.pem'),
+            { optional: true, examples: ['hostkeys/mail.example.com.ecdsap256.pem', 'hostkeys/mail.example.com.rsa2048.pem'] },
           ),
           MinVersion: str('Minimum TLS version.', 'TLSv1.2', { optional: true, default: 'TLSv1.2', values: ['TLSv1.2', 'TLSv1.3'] }),
         },
@@ -337,6 +374,54 @@ export const staticSpec: StructSpec = struct('Static configuration.', {
   Routes: list('Routes for all accounts, evaluated after those of the account and of the sender domain in domains.conf; the first that matches chooses the transport. Without a match, delivery is direct.', routeSpec, {
     optional: true,
   }),
+  ACME: map(
+    'Certificate authorities that issue certificates with ACME (RFC 8555), by name; listeners refer to them in TLS.ACME. The account key and certificates are kept in the data directory under acme/<name>.',
+    'lets-encrypt',
+    struct('ACME provider.', {
+      DirectoryURL: str("URL of the ACME directory. Let's Encrypt's staging directory, https://acme-staging-v02.api.letsencrypt.org/directory, is for trying things out.", letsEncryptDirectory, {
+        optional: true,
+        default: letsEncryptDirectory,
+        check: (v) => (/^https:\/\/[^\s/]+/.test(v) ? undefined : 'must be an https URL'),
+      }),
+      ContactEmail: str('Address the certificate authority may write to about the account and its certificates, e.g. before a certificate expires.', 'admin@example.com', {
+        optional: true,
+      }),
+      RenewBeforeDays: int('Days before expiry a certificate is renewed.', 30, { optional: true, default: 30, min: 1, max: 89 }),
+      IssuerDomainName: str('Domain name of the certificate authority in CAA records (RFC 8659), printed by "postern config dnsrecords".', 'letsencrypt.org', {
+        optional: true,
+        default: 'letsencrypt.org',
+      }),
+      ChallengeTypes: list(
+        'Challenge types to prove control of a name, in order of preference; a failed one is followed by the next. tls-alpn-01 (RFC 8737) needs this server on port 443 of the name, http-01 (RFC 8555 8.3) on port 80.',
+        str('Challenge type.', 'tls-alpn-01', { values: ['tls-alpn-01', 'http-01'] }),
+        { optional: true, default: ['tls-alpn-01', 'http-01'], examples: ['tls-alpn-01', 'http-01'] },
+      ),
+      ExternalAccountBinding: struct(
+        'External account binding (RFC 8555 7.3.4), for certificate authorities that require an existing account with them.',
+        {
+          KeyID: str('Key identifier given by the certificate authority.', 'kid-1'),
+          HMACKey: str('MAC key given by the certificate authority, base64url.', 'zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W'),
+        },
+        { optional: true },
+      ),
+      CAFile: str(
+        'PEM file with CA certificates trusted for the HTTPS connections to the directory, besides the system roots, e.g. for a test certificate authority. Relative to the directory of this file.',
+        'pebble-ca.pem',
+        { optional: true },
+      ),
+    }),
+    { optional: true },
+  ),
+  NoOutgoingDMARCReports: bool('Do not send DMARC aggregate reports (RFC 7489 7.2) to the domains of incoming mail that ask for them.'),
+  OutgoingDMARCReportIntervalHours: int(
+    'Hours covered by each outgoing DMARC aggregate report, 1 to 24, rounded down to a divisor of 24 so that reports are aligned to UTC days.',
+    24,
+    { optional: true, default: 24, min: 1, max: 24 },
+  ),
+  CheckUpdates: bool(
+    'Check once a day whether a newer version of Postern is published: a DNS TXT lookup of UpdatesName. Off by default; nothing is looked up unless this is true.',
+  ),
+  UpdatesName: str('DNS name with a TXT record "v=UPDATES0; l=<version>" announcing the latest version; needed for CheckUpdates.', '_updates.example.org', { optional: true }),
   DNSBL: struct(
     'DNS blocklists (RFC 5782) for incoming mail. They are asked about a connecting IP only when its sender has no reputation with the account and the content looks fine, and only while the zone is healthy (127.0.0.2 listed, 127.0.0.1 not). Check with "postern dnsbl check" and "postern dnsbl checkhealth".',
     { Zones: list('Zones, e.g. sbl.spamhaus.org; mind their terms of use.', str('Zone.', 'sbl.spamhaus.org')) },
