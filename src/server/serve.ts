@@ -12,6 +12,7 @@ import { QueueStore } from '../queue/store.js';
 import { Delivery } from '../queue/deliver.js';
 import { queueHandlers } from '../queue/ctl.js';
 import { resolverFor } from './resolver.js';
+import { JunkService } from '../junk/service.js';
 import { Log, setLevels, setLevel, getLevels, isLevel, type Level } from '../log/log.js';
 import type { App } from './app.js';
 import { registry } from '../metrics/metrics.js';
@@ -65,6 +66,8 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
     localserve: !!opts.localserve,
     sessions: new Set(),
   };
+  const junk = new JunkService(app);
+  app.hooks.incoming = (m) => junk.incoming(m);
   let delivery: Delivery;
   try {
     delivery = new Delivery(app);
@@ -93,6 +96,7 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
       for (const s of sockets) s.destroy();
       await ctl.close();
       await delivery.close();
+      junk.close();
       store.close();
       queue.close();
       log.info('stopped');
@@ -116,6 +120,7 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
   handlers.set('ping', () => 'pong');
   handlers.set('metrics', () => registry.metrics());
   for (const [name, h] of queueHandlers(app, delivery)) handlers.set(name, h);
+  for (const [name, h] of junk.handlers()) handlers.set(name, h);
   if (clock instanceof AdjustableClock) {
     handlers.set('clock advance', (args) => {
       clock.advance(Number(args.ms));
@@ -142,6 +147,7 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
   cleanup.unref();
   for (const a of Object.keys(config.domains.Accounts)) store.account(a).removeFiles(Number.MAX_SAFE_INTEGER);
 
+  junk.start();
   // localserve delivers every recipient locally: nothing is queued there.
   if (!app.localserve) delivery.start();
   log.info('postern started', { hostname: config.static_.Hostname, localserve: app.localserve });
