@@ -296,7 +296,7 @@ test('racing sessions: B sees no EXPUNGE during FETCH/STORE/SEARCH and stays con
   b.close();
 });
 
-test('a message expunged by another session: FETCH and STORE on it are not BAD, EXPUNGE waits for NOOP', async () => {
+test('a message expunged by another session: FETCH and STORE on it are not BAD, EXPUNGE waits for NOOP, EXISTS counts it', async () => {
   const a = await Session.open('a');
   const b = await Session.open('b');
   assert.match((await a.run('CREATE Gone')).status, /^OK/);
@@ -308,6 +308,8 @@ test('a message expunged by another session: FETCH and STORE on it are not BAD, 
   // No command in progress: no EXPUNGE for B (RFC 9051 7.5.1).
   const pushed = await b.unsolicited(300);
   assert.ok(!pushed.some((l) => /EXPUNGE/.test(l)), pushed.join('\n'));
+  // A new message meanwhile: B's EXISTS still counts the expunged one it was not told about.
+  const [added] = await fill(a, 'Gone', 'gone-new', 1);
 
   const rs = await b.pipeline([
     'FETCH 2 (UID FLAGS BODY.PEEK[])',
@@ -327,12 +329,13 @@ test('a message expunged by another session: FETCH and STORE on it are not BAD, 
   }
   // Sequence numbers have not moved: 3 is still the third message.
   assert.ok(rs[4]!.untagged.some((l) => l.startsWith(`* 3 FETCH (UID ${uids[2]} FLAGS (`) && l.includes('\\Answered')), rs[4]!.untagged.join('\n'));
+  assert.ok(rs[0]!.untagged.includes('* 7 EXISTS'), rs[0]!.untagged.join('\n'));
   assert.deepEqual(b.problems, []);
-  assert.equal(b.view.length, 6);
+  assert.deepEqual(b.view, [...uids, added]);
 
   const noop = await b.run('NOOP');
   assert.ok(noop.untagged.includes('* 2 EXPUNGE'), noop.untagged.join('\n'));
-  assert.deepEqual(b.view, [uids[0], ...uids.slice(2)]);
+  assert.deepEqual(b.view, [uids[0], ...uids.slice(2), added]);
   assert.deepEqual(await b.uidSearchAll(), b.view);
   assert.deepEqual(b.problems, []);
   a.close();
