@@ -26,6 +26,17 @@ export function localserveConfigFile(dir: string): string {
   return path.join(dir, 'config', 'postern.conf');
 }
 
+/** Web services: all applications on one plain HTTP and one HTTPS port; metrics on the plain one. */
+function webConfig(http: number, https: number): string {
+  const svc = (name: string, port: number, extra = '') => `    ${name}:\n      Enabled: true\n      Port: ${port}\n${extra}`;
+  return [
+    ...['Account', 'Admin', 'Webmail', 'WebAPI'].flatMap((k) => [svc(`${k}HTTP`, http), svc(`${k}HTTPS`, https)]),
+    svc('MetricsHTTP', http),
+    svc('AutoconfigHTTPS', https),
+    svc('MTASTSHTTPS', https),
+  ].join('');
+}
+
 function staticConfig(ips: string[]): string {
   const p = localservePorts;
   return `# Configuration of a Postern localserve instance, written at its first start.
@@ -60,7 +71,7 @@ ${ips.map((ip) => `      - "${ip}"`).join('\n')}
     IMAPS:
       Enabled: true
       Port: ${p.IMAPS}
-`;
+${webConfig(p.HTTP, p.HTTPS)}`;
 }
 
 const domainsConfig = `# Domains and accounts of a Postern localserve instance.

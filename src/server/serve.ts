@@ -4,6 +4,7 @@ import { Config } from '../config/load.js';
 import { Store } from '../store/store.js';
 import { Auth } from './auth.js';
 import { CertStore } from '../tls/certs.js';
+import { acmeManager, stopACME } from '../acme/setup.js';
 import { listenSMTP } from '../smtpserver/server.js';
 import { listenIMAP } from '../imapserver/server.js';
 import { CtlServer, ctlPath, type CtlHandler } from '../ctl/ctl.js';
@@ -16,6 +17,8 @@ import { JunkService } from '../junk/service.js';
 import { Log, setLevels, setLevel, getLevels, isLevel, type Level } from '../log/log.js';
 import type { App } from './app.js';
 import { registry } from '../metrics/metrics.js';
+import { startWeb } from '../http/server.js';
+import { webState } from '../http/services.js';
 import type { Listener } from '../config/static.js';
 
 const log = Log.pkg('serve');
@@ -88,6 +91,7 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
     stopping ??= (async () => {
       log.info('shutting down');
       config.close();
+      stopACME(app);
       clearInterval(cleanup);
       for (const s of servers) s.close();
       for (const s of app.sessions) s.shutdown();
@@ -105,6 +109,8 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
     return stopping;
   };
 
+  const queueCtl = queueHandlers(app, delivery);
+  webState(app).queue = queueCtl;
   try {
     for (const [name, l] of Object.entries(config.static_.Listeners)) {
       await startListener(app, name, l, servers, sockets, listening);
@@ -119,7 +125,7 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
 
   handlers.set('ping', () => 'pong');
   handlers.set('metrics', () => registry.metrics());
-  for (const [name, h] of queueHandlers(app, delivery)) handlers.set(name, h);
+  for (const [name, h] of queueCtl) handlers.set(name, h);
   for (const [name, h] of junk.handlers()) handlers.set(name, h);
   if (clock instanceof AdjustableClock) {
     handlers.set('clock advance', (args) => {
@@ -156,23 +162,27 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
 
 async function startListener(app: App, name: string, l: Listener, servers: net.Server[], sockets: Set<net.Socket>, listening: Running['listening']): Promise<void> {
   const config = app.config;
-  const certs = l.TLS?.KeyCerts.length ? new CertStore(l.TLS.KeyCerts, (p) => config.resolve(p), l.TLS.MinVersion as 'TLSv1.2' | 'TLSv1.3') : undefined;
+  const acme = l.TLS?.ACME ? acmeManager(app, l.TLS.ACME) : undefined;
+  const certs = l.TLS?.KeyCerts.length || acme ? new CertStore(l.TLS!.KeyCerts, (p) => config.resolve(p), l.TLS!.MinVersion as 'TLSv1.2' | 'TLSv1.3', acme) : undefined;
   const hostname = l.Hostname ?? config.static_.Hostname;
-  for (const ip of l.IPs) {
-    const add = async (service: string, port: number, start: () => Promise<net.Server>) => {
-      try {
-        servers.push(await start());
-        listening.push({ service, ip, port });
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        // In localserve a missing IPv6 loopback is no reason to fail.
-        if (app.localserve && code === 'EADDRNOTAVAIL') {
-          log.warn('cannot listen, skipping', { listener: name, ip, port, err: e as Error });
-          return;
-        }
-        throw new Error(`listener ${name}: ${service} on ${ip} port ${port}: ${(e as Error).message}`);
+  const addAt = async (service: string, ip: string, port: number, start: () => Promise<net.Server>) => {
+    try {
+      const server = await start();
+      certs?.attach(server);
+      servers.push(server);
+      listening.push({ service, ip, port });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      // In localserve a missing IPv6 loopback is no reason to fail.
+      if (app.localserve && code === 'EADDRNOTAVAIL') {
+        log.warn('cannot listen, skipping', { listener: name, ip, port, err: e as Error });
+        return;
       }
-    };
+      throw new Error(`listener ${name}: ${service} on ${ip} port ${port}: ${(e as Error).message}`);
+    }
+  };
+  for (const ip of l.IPs) {
+    const add = (service: string, port: number, start: () => Promise<net.Server>) => addAt(service, ip, port, start);
     if (l.SMTP.Enabled) {
       await add('smtp', l.SMTP.Port, () =>
         listenSMTP(
@@ -199,4 +209,5 @@ async function startListener(app: App, name: string, l: Listener, servers: net.S
       await add('imaps', l.IMAPS.Port, () => listenIMAP(app, ip, l.IMAPS.Port, { certs, implicitTLS: true }, sockets));
     }
   }
+  await startWeb(app, name, l, addAt, sockets);
 }

@@ -40,6 +40,9 @@ export interface Ports {
   submissions: number;
   imap: number;
   imaps: number;
+  /** Plain HTTP and HTTPS ports of the web services, when enabled. */
+  http: number;
+  https: number;
 }
 
 /** Runs the postern command line (from source) and returns its output. */
@@ -153,14 +156,21 @@ async function setPorts(configFile: string, ports: Ports): Promise<void> {
     ['Submissions', ports.submissions],
     ['IMAP', ports.imap],
     ['IMAPS', ports.imaps],
+    ...['Account', 'Admin', 'Webmail', 'WebAPI'].flatMap((k): [string, number][] => [
+      [`${k}HTTP`, ports.http],
+      [`${k}HTTPS`, ports.https],
+    ]),
+    ['MetricsHTTP', ports.http],
+    ['AutoconfigHTTPS', ports.https],
+    ['MTASTSHTTPS', ports.https],
   ];
   for (const [svc, port] of map) text = text.replace(new RegExp(`(\\n    ${svc}:\\n      Enabled: true\\n      Port: )\\d+`), `$1${port}`);
   fs.writeFileSync(configFile, text);
 }
 
 async function allocPorts(): Promise<Ports> {
-  const [smtp, submission, submissions, imap, imaps] = await freePorts(5);
-  return { smtp: smtp!, submission: submission!, submissions: submissions!, imap: imap!, imaps: imaps! };
+  const [smtp, submission, submissions, imap, imaps, http, https] = await freePorts(7);
+  return { smtp: smtp!, submission: submission!, submissions: submissions!, imap: imap!, imaps: imaps!, http: http!, https: https! };
 }
 
 /** A localserve instance on free ports on 127.0.0.1, resolving with an empty test DNS server. */
@@ -198,6 +208,25 @@ export interface ServeOptions {
   hostname?: string;
   /** TLS certificate and key (PEM) instead of the self-signed one for localhost. */
   tls?: { certPEM: string; keyPEM: string };
+  /**
+   * Web services: account at / and admin at /admin/ on ports.http and ports.https, metrics on
+   * ports.http, autoconfig and MTA-STS on ports.https; adminIPs replaces the default AdminIPs.
+   */
+  web?: { adminIPs?: string[] };
+}
+
+function webServices(ports: Ports, adminIPs?: string[]): string {
+  const svc = (name: string, port: number) => `    ${name}:\n      Enabled: true\n      Port: ${port}\n`;
+  return (
+    svc('AccountHTTP', ports.http) +
+    svc('AccountHTTPS', ports.https) +
+    svc('AdminHTTP', ports.http) +
+    svc('AdminHTTPS', ports.https) +
+    svc('MetricsHTTP', ports.http) +
+    svc('AutoconfigHTTPS', ports.https) +
+    svc('MTASTSHTTPS', ports.https) +
+    (adminIPs ? `    AdminIPs: ${JSON.stringify(adminIPs)}\n` : '')
+  );
 }
 
 /**
@@ -227,7 +256,7 @@ Listeners:
       KeyCerts:
         - CertFile: tls.crt
           KeyFile: tls.key
-${svc('SMTP', ports.smtp)}${svc('Submission', ports.submission)}${svc('Submissions', ports.submissions)}${svc('IMAP', ports.imap)}${svc('IMAPS', ports.imaps)}Resolver: "${dns.address}"
+${svc('SMTP', ports.smtp)}${svc('Submission', ports.submission)}${svc('Submissions', ports.submissions)}${svc('IMAP', ports.imap)}${svc('IMAPS', ports.imaps)}${opts.web ? webServices(ports, opts.web.adminIPs) : ''}Resolver: "${dns.address}"
 ${opts.queue === undefined ? 'Queue:\n  Paused: true\n' : `Queue:\n${opts.queue.replace(/^(?=.)/gm, '  ')}\n`}${opts.staticExtra ?? ''}`,
   );
   const dkimTXT: Record<string, string> = {};
