@@ -6,7 +6,7 @@ import type net from 'node:net';
 import type { App } from '../server/app.js';
 import { newCid } from '../server/app.js';
 import type { Listener } from '../config/static.js';
-import { CertStore } from '../tls/certs.js';
+import type { CertStore } from '../tls/certs.js';
 import { plainIP } from '../smtp/received.js';
 import { Log } from '../log/log.js';
 import { fallbackHandlers, firstHandlers, serviceHandler, type ServiceKind, type WebContext } from './router.js';
@@ -29,10 +29,10 @@ export interface PortPlan {
 const kinds = ['Account', 'Admin', 'Webmail', 'WebAPI'] as const;
 
 /** Groups the enabled web services of a listener by port; throws on a port wanted both with and without TLS. */
-export function planPorts(name: string, l: Listener): PortPlan[] {
+export function planPorts(name: string, l: Listener, hasCerts: boolean): PortPlan[] {
   const ports = new Map<number, PortPlan>();
   const use = (what: string, port: number, tls: boolean): PortPlan => {
-    if (tls && !l.TLS?.KeyCerts.length) throw new Error(`listener ${name}: ${what} needs TLS.KeyCerts`);
+    if (tls && !hasCerts) throw new Error(`listener ${name}: ${what} needs TLS certificates`);
     let p = ports.get(port);
     if (!p) ports.set(port, (p = { port, tls, services: [], mtasts: false, autoconfig: false }));
     if (p.tls !== tls) throw new Error(`listener ${name}: port ${port} is used both with and without TLS (${what})`);
@@ -112,12 +112,11 @@ export async function startWeb(
   app: App,
   name: string,
   l: Listener,
+  certs: CertStore | undefined,
   add: (service: string, ip: string, port: number, start: () => Promise<net.Server>) => Promise<void>,
   sockets: Set<net.Socket>,
 ): Promise<void> {
-  const plans = planPorts(name, l);
-  if (plans.length === 0) return;
-  const certs = l.TLS?.KeyCerts.length ? new CertStore(l.TLS.KeyCerts, (p) => app.config.resolve(p), l.TLS.MinVersion as 'TLSv1.2' | 'TLSv1.3') : undefined;
+  const plans = planPorts(name, l, certs !== undefined);
   for (const ip of l.IPs) {
     for (const plan of plans) {
       await add(plan.tls ? 'https' : 'http', ip, plan.port, () => {

@@ -209,5 +209,5 @@ async function startListener(app: App, name: string, l: Listener, servers: net.S
       await add('imaps', l.IMAPS.Port, () => listenIMAP(app, ip, l.IMAPS.Port, { certs, implicitTLS: true }, sockets));
     }
   }
-  await startWeb(app, name, l, addAt, sockets);
+  await startWeb(app, name, l, certs, addAt, sockets);
 }
