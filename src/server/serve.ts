@@ -5,6 +5,7 @@ import { Store } from '../store/store.js';
 import { Auth } from './auth.js';
 import { CertStore } from '../tls/certs.js';
 import { acmeManager, stopACME } from '../acme/setup.js';
+import '../acme/http.js';
 import { listenSMTP } from '../smtpserver/server.js';
 import { listenIMAP } from '../imapserver/server.js';
 import { CtlServer, ctlPath, type CtlHandler } from '../ctl/ctl.js';

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 import { createPublicKey, X509Certificate } from 'node:crypto';
-import { freePorts, tempDir, TestServer } from '../helpers/server.js';
+import { freePorts, tempDir, TestServer, type Ports } from '../helpers/server.js';
 import { startDNSServer, type DNSServer } from '../helpers/dnsserver.js';
 import { deriveCredentials } from '../../src/sasl/credentials.js';
 import { Store } from '../../src/store/store.js';
@@ -20,7 +20,7 @@ interface Setup {
   server: TestServer;
   pebble: Pebble;
   dns: DNSServer;
-  ports: { smtp: number; submission: number; submissions: number; imap: number; imaps: number };
+  ports: Ports;
   hostKeys: { ecdsa: string; rsa: string };
 }
 
@@ -28,10 +28,10 @@ interface Setup {
 async function setup(o: { validitySeconds?: number; challenge: string; eab?: boolean }): Promise<Setup> {
   const dns = await startDNSServer();
   for (const n of ['mail.example.test', 'mta-sts.example.test', 'autoconfig.example.test', 'other.example.test']) dns.set(n, 'A', ['127.0.0.1']);
-  const [smtp, submission, submissions, imap, imaps] = (await freePorts(5)) as [number, number, number, number, number];
-  const ports = { smtp, submission, submissions, imap, imaps };
+  const [smtp, submission, submissions, imap, imaps, httpPort] = (await freePorts(6)) as [number, number, number, number, number, number];
+  const ports: Ports = { smtp, submission, submissions, imap, imaps, http: httpPort, https: 0 };
   const eab = { 'kid-1': 'zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W' };
-  const pebble = await startPebble({ dns: dns.address, httpPort: 1, tlsPort: imaps, validitySeconds: o.validitySeconds, eab: o.eab ? eab : undefined });
+  const pebble = await startPebble({ dns: dns.address, httpPort, tlsPort: imaps, validitySeconds: o.validitySeconds, eab: o.eab ? eab : undefined });
   const dir = tempDir();
   const cdir = path.join(dir, 'config');
   fs.mkdirSync(path.join(cdir, 'hostkeys'), { recursive: true });
@@ -61,7 +61,7 @@ ${o.eab ? `    ExternalAccountBinding:\n      KeyID: kid-1\n      HMACKey: ${eab
     TLS:
       ACME: pebble
       HostPrivateKeyFiles: [hostkeys/ecdsa.pem, hostkeys/rsa.pem]
-${svc('SMTP', smtp)}${svc('Submission', submission)}${svc('Submissions', submissions)}${svc('IMAP', imap)}${svc('IMAPS', imaps)}`,
+${svc('SMTP', smtp)}${svc('Submission', submission)}${svc('Submissions', submissions)}${svc('IMAP', imap)}${svc('IMAPS', imaps)}${svc('AccountHTTP', httpPort)}`,
   );
   fs.writeFileSync(
     path.join(cdir, 'domains.conf'),
@@ -164,6 +164,33 @@ test('tls-alpn-01 with external account binding: host certificate with the host 
     assert.equal(again.serialNumber, mtasts.serialNumber);
     assert.ok(fs.existsSync(path.join(s.server.dataDir, 'acme', 'pebble', 'account.json')));
     assert.ok(orders >= 2);
+  } finally {
+    await teardown(s);
+  }
+});
+
+test('http-01 on the web port, certificate on demand for the client settings name', { skip, timeout: 180_000 }, async () => {
+  const s = await setup({ challenge: 'http-01' });
+  try {
+    const root = await s.pebble.root();
+    const host = await until('host certificate', async () => {
+      const c = await peerCert(s.ports.submissions, 'mail.example.test', root);
+      return c.subjectaltname?.includes('DNS:mail.example.test') ? c : undefined;
+    });
+    assert.equal(certSPKI(host), spki(s.hostKeys.ecdsa));
+    assert.match(s.server.output, /http-01 challenge answered/);
+    assert.doesNotMatch(s.server.output, /tls-alpn-01 challenge answered/);
+    // A name added to domains.conf is allowed at once.
+    s.dns.set('imap.example.test', 'A', ['127.0.0.1']);
+    let c = await peerCert(s.ports.imaps, 'imap.example.test', root, { checkServerIdentity: () => undefined });
+    assert.ok(!c.subjectaltname?.includes('imap.example.test'));
+    const file = path.join(path.dirname(s.server.configFile), 'domains.conf');
+    fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace('example.test: {}', 'example.test:\n    ClientSettingsDomain: imap.example.test'));
+    c = await until('client settings certificate', async () => {
+      const x = await peerCert(s.ports.imaps, 'imap.example.test', root, { checkServerIdentity: () => undefined });
+      return x.subjectaltname === 'DNS:imap.example.test' ? x : undefined;
+    });
+    assert.ok(c.valid_to);
   } finally {
     await teardown(s);
   }
