@@ -103,10 +103,14 @@ const columns = 'flags, mailbox_id, received, msgfrom, msgfromvalidated';
 export function reputation(acc: Account, snd: Sender, s: JunkSettings, now: number): Reputation {
   const db = acc.db;
   const roles = mailboxRoles(acc, s);
+  // Rows that may be classified (flags, or a mailbox that classifies): the rest is dropped in SQL.
+  const ids = (set: Set<number>) => [...set].join(',') || '-1';
+  const keptBefore = s.keptMs > 0 ? now - s.keptMs : -1;
+  const maybe = `((flags & ${Flag.Junk | Flag.NotJunk}) != 0 OR mailbox_id IN (${ids(roles.notJunk)}) OR (received <= ? AND mailbox_id IN (${ids(new Set([...roles.inbox, ...roles.junk]))})))`;
   /** Newest classified messages with the property, among the newest `scan` ones. */
   const classified = (col: string, value: string, maxAge: number, limit: number, filter: (r: Row) => boolean = () => true) => {
     const scan = Math.max(50, limit * 4);
-    const rows = stmt(db, `SELECT ${columns} FROM message WHERE ${col} = ? AND received >= ? ORDER BY received DESC LIMIT ${scan}`).all(value, now - maxAge) as Row[];
+    const rows = stmt(db, `SELECT * FROM (SELECT ${columns} FROM message WHERE ${col} = ? AND received >= ? ORDER BY received DESC LIMIT ${scan}) WHERE ${maybe}`).all(value, now - maxAge, keptBefore) as Row[];
     return classify(rows.filter(filter), limit);
   };
   const classify = (rows: Row[], limit: number) => {

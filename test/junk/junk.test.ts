@@ -149,10 +149,10 @@ test('training with $Junk and $NotJunk over IMAP decides where new mail goes', a
     assert.deepEqual(await stats('bob'), { nham: 9, nspam: 8, backlog: 0 });
 
     // Removing the flag untrains; expunging untrains too.
-    const trainedHam = await c.search({ keyword: '$NotJunk' }, { uid: true });
-    await c.messageFlagsRemove(String(trainedHam![0]), ['$NotJunk'], { uid: true });
+    const trainedHam = (await c.search({ keyword: '$NotJunk' }, { uid: true })) || [];
+    await c.messageFlagsRemove(String(trainedHam[0]), ['$NotJunk'], { uid: true });
     assert.deepEqual(await stats('bob'), { nham: 8, nspam: 8, backlog: 0 });
-    await c.messageDelete(String(trainedHam![1]), { uid: true });
+    await c.messageDelete(String(trainedHam[1]), { uid: true });
     assert.deepEqual(await stats('bob'), { nham: 7, nspam: 8, backlog: 0 });
   } finally {
     await c.logout();
