@@ -1,0 +1,124 @@
+// The account page: addresses, password, delivery rules, mail client settings, mailboxes.
+import { button, call, field, form, formatSize, h, notify, show, start } from './lib.js';
+
+interface Ruleset {
+  SMTPMailFromRegexp?: string;
+  MsgFromRegexp?: string;
+  VerifiedDomain?: string;
+  HeadersRegexp: Record<string, string>;
+  Mailbox: string;
+}
+interface Overview {
+  account: string;
+  loginAddress: string;
+  fullName: string;
+  quota: number;
+  usage: number;
+  destinations: { key: string; mailbox: string; rulesets: Ruleset[] }[];
+  addresses: string[];
+  mailboxes: { name: string; messages: number; unseen: number; size: number }[];
+  clientSettings: string;
+}
+
+/** Editor for the rules of one destination; rules are edited in place and saved together. */
+function rulesEditor(dest: Overview['destinations'][number]): HTMLElement {
+  const rules: Ruleset[] = dest.rulesets.map((r) => ({ ...r, HeadersRegexp: { ...r.HeadersRegexp } }));
+  const box = h('div', { class: 'rules', 'data-destination': dest.key });
+  const text = (r: Ruleset, k: 'SMTPMailFromRegexp' | 'MsgFromRegexp' | 'VerifiedDomain' | 'Mailbox', label: string, placeholder: string) =>
+    field(label, h('input', { name: k, value: r[k] ?? '', placeholder, oninput: (e: Event) => (r[k] = (e.target as HTMLInputElement).value) }));
+  const headers = (r: Ruleset) =>
+    field(
+      'Header fields, one "name: regexp" a line',
+      h('textarea', {
+        name: 'HeadersRegexp',
+        rows: 2,
+        placeholder: 'list-id: dev\\.lists\\.example\\.org',
+        oninput: (e: Event) => {
+          r.HeadersRegexp = {};
+          for (const line of (e.target as HTMLTextAreaElement).value.split('\n')) {
+            const i = line.indexOf(':');
+            if (i > 0) r.HeadersRegexp[line.slice(0, i).trim()] = line.slice(i + 1).trim();
+          }
+        },
+      }, Object.entries(r.HeadersRegexp).map(([k, v]) => `${k}: ${v}`).join('\n')),
+    );
+  const render = () =>
+    box.replaceChildren(
+      rules.length === 0 ? h('p', { class: 'empty' }, `No rules: all mail goes to ${dest.mailbox}.`) : h('ol',
+        rules.map((r, i) =>
+          h('li', { class: 'rule' },
+            text(r, 'SMTPMailFromRegexp', 'SMTP MAIL FROM matches', '^bank@'),
+            text(r, 'MsgFromRegexp', 'From header matches', '@example\\.org$'),
+            text(r, 'VerifiedDomain', 'Verified domain (SPF or DKIM)', 'example.org'),
+            headers(r),
+            text(r, 'Mailbox', 'Deliver to mailbox', 'Lists/dev'),
+            h('p', { class: 'actions' },
+              i > 0 && button('Move up', () => {
+                rules.splice(i - 1, 0, rules.splice(i, 1)[0]!);
+                render();
+              }),
+              button('Remove rule', () => {
+                rules.splice(i, 1);
+                render();
+              }),
+            ),
+          ),
+        ),
+      ),
+      h('p', { class: 'actions' },
+        button('Add rule', () => {
+          rules.push({ HeadersRegexp: {}, Mailbox: '' });
+          render();
+        }),
+        button('Save rules', async () => {
+          await call('setRulesets', { destination: dest.key, rulesets: rules });
+          notify(`Rules for ${dest.key} saved`);
+        }, { class: 'primary' }),
+      ),
+    );
+  render();
+  return box;
+}
+
+async function page(): Promise<void> {
+  const o = await call<Overview>('overview');
+  show(
+    h('section', { id: 'addresses' },
+      h('h2', 'Your addresses'),
+      h('ul', o.addresses.map((a) => h('li', a))),
+      h('p', `Account ${o.account}, ${formatSize(o.usage)} used${o.quota ? ` of ${formatSize(o.quota)}` : ''}.`),
+    ),
+    h('section', { id: 'password' },
+      h('h2', 'Change password'),
+      form({ id: 'password-change', class: 'inline' }, [
+        field('Current password', h('input', { name: 'current', type: 'password', autocomplete: 'current-password', required: true })),
+        field('New password', h('input', { name: 'password', type: 'password', autocomplete: 'new-password', required: true, minlength: 8 })),
+        field('Repeat new password', h('input', { name: 'repeat', type: 'password', autocomplete: 'new-password', required: true })),
+        h('button', { type: 'submit' }, 'Change password'),
+      ], async (v, f) => {
+        if (v.password !== v.repeat) throw new Error('the new passwords differ');
+        await call('setPassword', { current: v.current, password: v.password });
+        f.reset();
+        notify('Password changed');
+      }),
+    ),
+    h('section', { id: 'rules' },
+      h('h2', 'Delivery rules'),
+      h('p', 'Incoming mail for an address is checked against its rules in order; the first rule whose conditions all match chooses the mailbox. Conditions are regular expressions, case-insensitive; empty ones are left out.'),
+      o.destinations.map((d) => h('div', { class: 'destination' }, h('h3', d.key), rulesEditor(d))),
+    ),
+    h('section', { id: 'settings' },
+      h('h2', 'Mail client settings'),
+      h('pre', o.clientSettings),
+      h('p', 'On an iPhone, iPad or Mac, open a configuration profile to set up the account: ',
+        o.addresses.filter((a) => !a.startsWith('@')).map((a) => h('a', { href: `api/mobileconfig?address=${encodeURIComponent(a)}`, class: 'download' }, a)),
+      ),
+    ),
+    h('section', { id: 'mailboxes' },
+      h('h2', 'Mailboxes'),
+      h('table', h('tr', h('th', 'Mailbox'), h('th', 'Messages'), h('th', 'Unread'), h('th', 'Size')), o.mailboxes.map((m) => h('tr', h('td', m.name), h('td', m.messages), h('td', m.unseen), h('td', formatSize(m.size))))),
+    ),
+  );
+}
+
+start({ title: 'Postern account', username: true, nav: [], route: () => page() });
