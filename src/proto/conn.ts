@@ -287,7 +287,11 @@ export class Conn {
   close(): void {
     this.flush();
     this.closed = true;
-    this.socket.end();
+    if (this.deflate) {
+      // The compressor may still hold the last responses (e.g. BYE): end the socket after them.
+      this.deflate.once('end', () => this.socket.end());
+      this.deflate.end();
+    } else this.socket.end();
     setTimeout(() => this.socket.destroy(), 2000).unref();
   }
 

@@ -78,3 +78,15 @@ test('the error comes for one failing recipient among good ones', async () => {
     c.close();
   }
 });
+
+test('without a working resolver, messages are still accepted promptly', async () => {
+  srv.dns.behave('*', 'timeout');
+  try {
+    const t0 = Date.now();
+    for (let i = 0; i < 20; i++) assert.deepEqual(await transaction(`a@d${i}.example`, `fast${i}@localhost`), [250, 250, 250]);
+    const ms = Date.now() - t0;
+    assert.ok(ms < 6000, `20 messages took ${ms} ms`);
+  } finally {
+    srv.dns.behave('*', null);
+  }
+});
