@@ -226,7 +226,8 @@ async function lookup<T>(f: () => Promise<{ records: T }>): Promise<{ records?: 
 const trim = (n: string) => n.replace(/\.$/, '').toLowerCase();
 
 /** Purposes whose absence only warrants a warning. */
-const optional = new Set(['tlsrpt', 'tlsrpt-host', 'mtasts', 'mtasts-host', 'autoconfig', 'autodiscover', 'caa', 'caa-host', 'tlsa', 'spf-host', 'host-ip']);
+const optional = (purpose: string) => purpose.startsWith('srv:') || optionalPurposes.has(purpose);
+const optionalPurposes = new Set(['tlsrpt', 'tlsrpt-host', 'mtasts', 'mtasts-host', 'autoconfig', 'autodiscover', 'caa', 'caa-host', 'tlsa', 'spf-host', 'host-ip']);
 
 export async function dnsCheck(config: Config, resolver: Resolver, domain: string, opts: RecordOptions = {}): Promise<DNSCheck> {
   const expected = dnsRecords(config, domain, opts);
@@ -235,11 +236,11 @@ export async function dnsCheck(config: Config, resolver: Resolver, domain: strin
     const name = trim(r.name);
     const res: CheckResult = { purpose: r.purpose, name: r.name, type: r.type, status: 'ok', expected: r.value, found: [], message: '' };
     const missing = (msg: string) => {
-      res.status = optional.has(r.purpose) ? 'warning' : 'error';
+      res.status = optional(r.purpose) ? 'warning' : 'error';
       res.message = msg;
     };
     const differs = (msg: string, severe = false) => {
-      res.status = severe && !optional.has(r.purpose) ? 'error' : 'warning';
+      res.status = severe && !optional(r.purpose) ? 'error' : 'warning';
       res.message = msg;
     };
     switch (r.type) {
@@ -323,7 +324,7 @@ export async function dnsCheck(config: Config, resolver: Resolver, domain: strin
       case 'CAA':
         // CAA lookups are not in the resolver interface; the record is advice only.
         res.status = 'warning';
-        res.message = 'not checked';
+        res.message = 'not checked; look it up with a DNS tool';
         break;
     }
     results.push(res);
@@ -332,6 +333,6 @@ export async function dnsCheck(config: Config, resolver: Resolver, domain: strin
     domain,
     results,
     errors: results.filter((r) => r.status === 'error').map((r) => `${r.type} ${r.name}: ${r.message}`),
-    warnings: results.filter((r) => r.status === 'warning' && r.message !== 'not checked').map((r) => `${r.type} ${r.name}: ${r.message}`),
+    warnings: results.filter((r) => r.status === 'warning' && r.type !== 'CAA').map((r) => `${r.type} ${r.name}: ${r.message}`),
   };
 }

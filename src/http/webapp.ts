@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { WebContext, WebHandler } from './router.js';
 import type { Session, WebAuth } from './session.js';
+import { ConfigInvalid } from '../config/load.js';
 import { HTTPError, readJSON, securityHeaders, sendJSON, serveAsset } from './util.js';
 
 export type ApiMethod = (args: Record<string, unknown>, s: Session, ctx: WebContext) => unknown;
@@ -74,6 +75,8 @@ async function asHTTPError<T>(f: () => T | Promise<T>, ctx?: WebContext, method?
   } catch (e) {
     if (e instanceof HTTPError) throw e;
     ctx?.log.info('api call failed', { method, err: e as Error });
+    // A refused config edit names the fields; the server's file paths are no business of the browser.
+    if (e instanceof ConfigInvalid) throw new HTTPError(400, e.errors.map((x) => (x.path ? `${x.path}: ${x.message}` : x.message)).join('; '));
     throw new HTTPError(400, (e as Error).message);
   }
 }

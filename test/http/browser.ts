@@ -2,6 +2,7 @@
 // than its sources.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { root } from '../helpers/server.js';
@@ -25,5 +26,5 @@ export function launch(): Promise<Browser> {
   });
 }
 
-/** Screenshots for the README go to docs/screenshots. */
-export const screenshotDir = path.join(root, 'docs', 'screenshots');
+/** Screenshots go to docs/screenshots (shown in the README) with POSTERN_SCREENSHOTS=1, else to a temporary directory. */
+export const screenshotDir = process.env.POSTERN_SCREENSHOTS === '1' ? path.join(root, 'docs', 'screenshots') : fs.mkdtempSync(path.join(os.tmpdir(), 'postern-screenshots-'));

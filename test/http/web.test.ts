@@ -139,6 +139,32 @@ test('admin adds a domain and an account; the account receives mail over SMTP an
   await ctx.close();
 });
 
+test('admin lists, dumps, kicks and drops queued messages', async () => {
+  const submit = nodemailer.createTransport({ host: '127.0.0.1', port: srv.ports.submissions, secure: true, tls: { ca: srv.certPEM, servername: 'localhost' }, auth: { user: 'jane@example.test', pass: 'secret-pass' } });
+  for (const n of [1, 2]) {
+    await submit.sendMail({ from: 'jane@example.test', to: `friend${n}@elsewhere.example`, subject: `queued ${n}`, text: `message ${n} for the queue\n` });
+  }
+  const { ctx, page } = await newPage();
+  await adminLogin(page);
+  await page.click('nav a[href="#queue"]');
+  await page.waitForSelector('#queue td:has-text("friend2@elsewhere.example")');
+  assert.equal(await page.locator('#queue input.pick').count(), 2);
+  await page.screenshot({ path: path.join(screenshotDir, 'admin-queue.png'), fullPage: true });
+  const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#queue tr:has-text("friend1@") a:has-text("Dump")').click()]);
+  assert.match(fs.readFileSync((await download.path())!, 'utf8'), /Subject: queued 1\r\n[\s\S]*message 1 for the queue/);
+  await page.locator('#queue tr:has-text("friend1@") input.pick').check();
+  await page.click('button:has-text("Kick")');
+  await page.waitForSelector('#notice.ok:has-text("Kick: 1 messages")');
+  await page.locator('#queue tr:has-text("friend1@") input.pick').check();
+  await page.click('button:has-text("Drop")');
+  await page.waitForSelector('#notice.ok:has-text("Drop: 1 messages")');
+  assert.equal(await page.locator('#queue input.pick').count(), 1);
+  const left = (await srv.cli(['queue', 'list'])).stdout;
+  assert.match(left, /friend2@elsewhere\.example/);
+  assert.doesNotMatch(left, /friend1@/);
+  await ctx.close();
+});
+
 test('account logs in, changes its password, edits delivery rules and downloads a configuration profile', async () => {
   const { ctx, page } = await newPage();
   await page.goto(accountBase);
@@ -166,10 +192,12 @@ test('account logs in, changes its password, edits delivery rules and downloads 
   assert.match(domains, /Rulesets:\n\s+- Mailbox: Lists\n/);
   assert.match(domains, /MsgFromRegexp: "@lists\\\\.example\$"/);
   assert.match(domains, /list-id: dev/);
+  await page.screenshot({ path: path.join(screenshotDir, 'account.png'), fullPage: true });
   // A bad regular expression is refused by the config validation, and the file stays.
   await rules.locator('input[name=MsgFromRegexp]').fill('(unclosed');
   await rules.locator('button:has-text("Save rules")').click();
-  await page.waitForSelector('#notice.error:has-text("regular expression")');
+  await page.waitForSelector('#notice.error:has-text("MsgFromRegexp: invalid regular expression")');
+  assert.doesNotMatch((await page.textContent('#notice'))!, /domains\.conf/);
   assert.equal(fs.readFileSync(path.join(srv.dir, 'config', 'domains.conf'), 'utf8'), domains);
   await rules.locator('input[name=MsgFromRegexp]').fill('@lists\\.example$');
 
@@ -179,7 +207,6 @@ test('account logs in, changes its password, edits delivery rules and downloads 
   assert.match(profile, /<key>IncomingMailServerHostName<\/key>\s*<string>mail\.example\.test<\/string>/);
   assert.match(profile, new RegExp(`<key>IncomingMailServerPortNumber</key>\\s*<integer>${srv.ports.imaps}</integer>`));
   assert.ok(await page.evaluate(`(${xmlSummary})(${JSON.stringify(profile)})`), 'profile is well-formed XML');
-  await page.screenshot({ path: path.join(screenshotDir, 'account.png'), fullPage: true });
   await ctx.close();
 });
 
