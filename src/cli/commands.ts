@@ -99,8 +99,9 @@ and config/domains.conf), a self-signed certificate for localhost, an account
 "postern --config DIR/config/postern.conf ...".
 
 It listens on 127.0.0.1 and ::1 on the standard ports plus 1000: SMTP 1025, submission
-1587 (STARTTLS), submissions 1465 (TLS), IMAP 1143 (STARTTLS), IMAPS 1993. Passwords may
-be sent without TLS from loopback.
+1587 (STARTTLS), submissions 1465 (TLS), IMAP 1143 (STARTTLS), IMAPS 1993, HTTP 1080 and
+HTTPS 1443 (account pages at /, admin at /admin/, webmail at /webmail/, Prometheus metrics
+at /metrics). Passwords may be sent without TLS from loopback.
 
 All mail to any address is accepted and delivered to the account's Inbox, except for
 recipients whose localpart ends in:
@@ -126,9 +127,16 @@ the above) at MAIL FROM.`,
           submissions: 'TLS, authentication required',
           imap: 'STARTTLS or plain from loopback',
           imaps: 'TLS',
+          http: 'web: account /, admin /admin/, webmail /webmail/, metrics /metrics',
+          https: 'web over TLS, autoconfig, MTA-STS',
         };
         const lines = [`postern localserve running, directory ${dir}`, `  account ${localserveAddress}, password ${localservePassword}; admin password ${localserveAdminPassword}`];
         for (const [svc, addrs] of by) lines.push(`  ${svc.padEnd(12)} ${addrs.join(', ')}  (${notes[svc]})`);
+        const web = r.listening.find((l) => l.service === 'http' && !l.ip.includes(':')) ?? r.listening.find((l) => l.service === 'http');
+        if (web) {
+          const host = web.ip.includes(':') ? `[${web.ip}]` : web.ip;
+          lines.push(`  account page http://${host}:${web.port}/`, `  admin page   http://${host}:${web.port}/admin/`);
+        }
         lines.push(`  certificate ${path.join(dir, 'config', 'localhost.crt')}`, '  mail to any address is accepted; see "postern help localserve" for error injection');
         process.stderr.write(lines.join('\n') + '\n');
       });

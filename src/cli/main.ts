@@ -2,6 +2,7 @@
 import { commands } from './commands.js';
 import { queueCommands } from './queuecmds.js';
 import { authCommands } from './authcmds.js';
+import { webCommands } from './webcmds.js';
 import { junkCommands } from './junkcmds.js';
 import { parseFlags, helpText, usageLine, UsageError, type Command } from './cli.js';
 import { ConfigInvalid } from '../config/load.js';
@@ -28,7 +29,7 @@ full help; if several commands start with those words, lists them.`,
 };
 
 function all(): Command[] {
-  return [...commands, ...authCommands, ...queueCommands, ...junkCommands, helpCommand];
+  return [...commands, ...authCommands, ...queueCommands, ...junkCommands, ...webCommands, helpCommand];
 }
 
 /** The command whose name matches the most leading words of argv. */

@@ -7,7 +7,7 @@ import path from 'node:path';
 import nodemailer from 'nodemailer';
 import { ImapFlow } from 'imapflow';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { startServe, type TestServer } from '../helpers/server.js';
+import { startLocalserve, startServe, type TestServer } from '../helpers/server.js';
 import { ensureWebBuilt, launch, screenshotDir } from './browser.js';
 import { parsePolicy } from '../../src/mtasts/policy.js';
 
@@ -322,12 +322,32 @@ test('autoconfig and autodiscover name the right hosts and ports; MTA-STS policy
   r = await ctx.request.get(`${httpsBase}/.well-known/mta-sts.txt`, { headers: { Host: 'mta-sts.web.test' } });
   assert.equal(r.status(), 404);
 
+  const cli = await srv.cli(['clientconfig', 'example.test']);
+  assert.equal(cli.code, 0, cli.stderr);
+  assert.match(cli.stdout, new RegExp(`IMAP +mail\\.example\\.test port ${srv.ports.imaps}, TLS`));
+  assert.match(cli.stdout, new RegExp(`Submission +mail\\.example\\.test port ${srv.ports.submissions}, TLS`));
+
   r = await ctx.request.get(`http://127.0.0.1:${srv.ports.http}/metrics`);
   assert.equal(r.status(), 200);
   const metrics = await r.text();
   assert.match(metrics, /^postern_authentications_total\{protocol="http",mechanism="web-admin",result="ok"\} \d+$/m);
   assert.match(metrics, /^postern_smtpserver_connections_total\{kind="smtp"\} [1-9]/m);
   await ctx.close();
+});
+
+test('localserve serves the account and admin pages with its known passwords', async () => {
+  const ls = await startLocalserve();
+  try {
+    const base = `http://127.0.0.1:${ls.ports.http}`;
+    assert.match(await (await fetch(`${base}/admin/`)).text(), /<script src="admin\.js"/);
+    await apiLogin(`${base}/admin/`, { password: 'posternadmin' });
+    const { cookie, csrf } = await apiLogin(`${base}/`, { username: 'postern@localhost', password: 'posternpostern' });
+    const r = await fetch(`${base}/api/overview`, { method: 'POST', headers: { 'Content-Type': 'application/json', Cookie: cookie, 'X-Postern-CSRF': csrf }, body: '{}' });
+    assert.deepEqual(((await r.json()) as { addresses: string[] }).addresses, ['postern@localhost']);
+    assert.match(await (await fetch(`${base}/metrics`)).text(), /^postern_authentications_total\{protocol="http",mechanism="web-account",result="ok"\} 1$/m);
+  } finally {
+    await ls.close();
+  }
 });
 
 test('admin is refused from IPs outside AdminIPs', async () => {
