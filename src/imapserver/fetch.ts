@@ -299,7 +299,13 @@ export function sectionData(f: Fetched, s: Section): Buffer {
 function binaryData(f: Fetched, s: Section): Buffer {
   if (s.part.length === 0) return f.msg!;
   const p = findPart(f.part!, s.part);
-  if (!p) throw new FetchError('no such part', 'NONEXISTENT');
+  if (!p) {
+    // A multipart whose parts could not be parsed is shown with one empty part (as in BODYSTRUCTURE).
+    const parent = findPart(f.part!, s.part.slice(0, -1));
+    const m = parent?.message ?? parent;
+    if (m && m.type === 'multipart' && !m.parts?.length && s.part[s.part.length - 1] === 1) return Buffer.alloc(0);
+    throw new FetchError('no such part', 'NONEXISTENT');
+  }
   if (p.parts || p.message) throw new FetchError('BINARY on a multipart or message part', 'UNKNOWN-CTE');
   const enc = p.encoding ?? '7bit';
   if (!['7bit', '8bit', 'binary', 'base64', 'quoted-printable'].includes(enc)) throw new FetchError(`unknown transfer encoding ${enc}`, 'UNKNOWN-CTE');

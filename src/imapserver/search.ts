@@ -589,6 +589,7 @@ export async function evaluate(program: SearchProgram, ctx: SearchContext): Prom
     return false;
   };
   for (let i = 0; i < rows.length && !failed; i++) {
+    if (rows[i]!.ghost) continue;
     const m: Msg = { row: rows[i]!, level: ROW };
     const r = test(m);
     if (r !== undefined) {

@@ -9,12 +9,16 @@ import type { Session } from './session.js';
 import type { Account, MailboxRow, MessageRow } from '../store/account.js';
 import { astringOut } from './parse.js';
 
-/** The selected mailbox's messages as the client numbers them. */
-function rowsOf(s: Session, mailboxId: number, uids?: readonly number[]): MessageRow[] {
-  const rows = s.account!.messages(mailboxId);
-  if (!uids) return rows;
-  const want = new Set(uids);
-  return rows.filter((r) => want.has(r.uid));
+/**
+ * The selected mailbox's messages as the client numbers them: messages it has not been told
+ * about yet are left out, and removed ones it still counts stay as placeholders.
+ */
+function rowsOf(s: Session, mailboxId: number, uids: readonly number[]): MessageRow[] {
+  const byUid = new Map(s.account!.messages(mailboxId).map((r) => [r.uid, r]));
+  return uids.map(
+    (uid) =>
+      byUid.get(uid) ?? { id: -1, mailboxId, uid, modseq: 0, createmodseq: 0, flags: 0, keywords: [], size: 0, prefixSize: 0, received: 0, savedate: null, ghost: true },
+  );
 }
 
 function source(acc: Account, rows: MessageRow[]): MessageSource {
@@ -123,7 +127,7 @@ async function cmdESearch(s: Session, p: Parser, c: CommandContext): Promise<und
   // RFC 7377 2.1: SAVE is only for the selected mailbox in a regular SEARCH.
   if (program.returns?.has('SAVE')) throw new Bad('SAVE not allowed with multi-mailbox search');
   for (const mb of boxes) {
-    const rows = s.account!.messages(mb.id);
+    const rows = mb.id === s.selected?.mailbox.id ? rowsOf(s, mb.id, s.selected.uids) : s.account!.messages(mb.id);
     const uids = await run(s, { ...program, key: replaceSeqKeys(program.key) }, rows);
     if (uids.length === 0) continue;
     const r = searchResponse(program, uids, { tag: c.tag, uid: true, rev2: true, rows });

@@ -20,7 +20,7 @@ import type { Account, Change, MailboxRow } from '../store/account.js';
 import { Flag, flagList, flagNames } from '../store/flags.js';
 import { checkMailboxName, separator } from '../store/names.js';
 import { plainIP } from '../smtp/received.js';
-import { imapConnections } from '../metrics/metrics.js';
+import { imapConnections, observeIMAPCommand } from '../metrics/metrics.js';
 import { Log } from '../log/log.js';
 
 const maxLine = 64 * 1024;
@@ -29,6 +29,12 @@ const notAuthTimeout = 60_000;
 // RFC 9051 5.4: at least 30 minutes of inactivity before autologout.
 const authTimeout = 30 * 60_000 + 10_000;
 const maxBad = 20;
+/**
+ * Commands during which no EXPUNGE may be sent, as they use message sequence numbers
+ * (RFC 9051 7.5.1; SORT and THREAD likewise, RFC 5256).
+ */
+const noExpunge = ['FETCH', 'STORE', 'SEARCH', 'SORT', 'THREAD'];
+
 /** Extensions a client can turn on with ENABLE. */
 const enableable = ['IMAP4REV2', 'UTF8=ACCEPT', 'CONDSTORE', 'QRESYNC', 'UIDONLY'];
 
@@ -237,6 +243,7 @@ export class Session {
     const p = new Parser(buf, this.utf8, externals);
     let tag = '*';
     let name = '';
+    const start = performance.now();
     try {
       tag = p.tag();
       p.space();
@@ -248,7 +255,7 @@ export class Session {
       this.log.trace('command', { tag, name });
       const text = await this.dispatch(tag, name, p);
       if (text === silent) return;
-      this.flushChanges(!['FETCH', 'STORE', 'SEARCH'].includes(name));
+      this.flushChanges(!noExpunge.includes(name));
       this.conn.write(`${tag} OK ${text ?? `${name} completed`}\r\n`);
     } catch (e) {
       if (e instanceof ParseError || e instanceof Bad) {
@@ -256,9 +263,11 @@ export class Session {
         const code = e instanceof Bad && e.code ? `[${e.code}] ` : '';
         this.conn.write(`${tag} BAD ${code}${e.message}\r\n`);
       } else if (e instanceof No) {
-        this.flushChanges(!['FETCH', 'STORE', 'SEARCH'].includes(name));
+        this.flushChanges(!noExpunge.includes(name));
         this.conn.write(`${tag} NO ${e.code ? `[${e.code}] ` : ''}${e.message}\r\n`);
       } else throw e;
+    } finally {
+      if (name) observeIMAPCommand(name, start);
     }
   }
 

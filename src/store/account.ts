@@ -48,6 +48,11 @@ export interface MessageRow {
   prefixSize: number;
   received: number;
   savedate: number | null;
+  /**
+   * A message removed while a session still counts it (the EXPUNGE is not sent yet): it keeps
+   * the session's sequence numbers right and matches nothing.
+   */
+  ghost?: boolean;
 }
 
 export type Change =

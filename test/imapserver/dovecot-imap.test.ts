@@ -346,15 +346,9 @@ for (const file of files) {
   });
 }
 
-/** Fixtures whose BINARY answers differ because of a known Postern bug. */
-const BINARY_TODO: Record<string, string> = {
-  '12-wrong-boundary.eml': 'a multipart without parts shows an empty part 1 in BODYSTRUCTURE and BODY[1], but BINARY[1] and BINARY.SIZE[1] answer NO [NONEXISTENT]',
-  '39-crlf-in-preamble-only.eml': 'a multipart without parts shows an empty part 1 in BODYSTRUCTURE and BODY[1], but BINARY[1] and BINARY.SIZE[1] answer NO [NONEXISTENT]',
-};
-
 // BINARY of part 1, where it is a leaf that is not a message (rule 8) and Dovecot decodes it.
 for (const file of files.filter((f) => !f.startsWith('25-') && !f.startsWith('28-'))) {
-  test(`BINARY.SIZE[1] and BINARY.PEEK[1] over IMAP match Dovecot on ${file}`, { skip, todo: BINARY_TODO[file] }, async () => {
+  test(`BINARY.SIZE[1] and BINARY.PEEK[1] over IMAP match Dovecot on ${file}`, { skip }, async () => {
     const seq = seqs.get(file)!;
     const bs = structure.d.get(seq)!.get('BODYSTRUCTURE')!;
     const p1 = (Array.isArray(bs) && Array.isArray(bs[0]) ? bs[0] : bs) as ImapValue[];
