@@ -1,5 +1,5 @@
 // The account page: addresses, password, delivery rules, mail client settings, mailboxes.
-import { button, call, field, form, formatSize, h, notify, show, start } from './lib.js';
+import { button, call, field, form, formatSize, h, notify, show, start, upload } from './lib.js';
 
 interface Ruleset {
   SMTPMailFromRegexp?: string;
@@ -80,6 +80,42 @@ function rulesEditor(dest: Overview['destinations'][number]): HTMLElement {
   return box;
 }
 
+function importExport(o: Overview): HTMLElement {
+  const format = h('select', { name: 'format' }, h('option', { value: 'maildir' }, 'Maildir'), h('option', { value: 'mbox' }, 'mbox'));
+  const archive = h('select', { name: 'archive' }, h('option', { value: 'zip' }, 'zip'), h('option', { value: 'tgz' }, 'tar.gz'));
+  const mailbox = h('select', { name: 'mailbox' }, h('option', { value: '' }, 'All mailboxes'), o.mailboxes.map((m) => h('option', { value: m.name }, m.name)));
+  const link = h('a', { id: 'export-link', class: 'button', download: '' }, 'Export');
+  const update = () => (link.href = `api/export?${new URLSearchParams({ format: format.value, archive: archive.value, mailbox: mailbox.value })}`);
+  for (const s of [format, archive, mailbox]) s.addEventListener('change', update);
+  update();
+  const file = h('input', { type: 'file', name: 'archive', accept: '.zip,.tgz,.tar.gz,.tar,.mbox', required: true });
+  const progress = h('p', { id: 'import-progress', class: 'note' });
+  return h('section', { id: 'importexport' },
+    h('h2', 'Export and import'),
+    h('p', 'Export all mail or one mailbox as Maildir directories or mbox files (mboxrd) in a zip or tar.gz archive; flags and keywords are kept.'),
+    h('div', { class: 'inline' }, field('Format', format), field('Archive', archive), field('Mailbox', mailbox), link),
+    form({ id: 'import', class: 'inline' }, [
+      field('Archive of Maildirs or mbox files (zip, tar.gz) or one mbox file', file),
+      h('button', { type: 'submit' }, 'Import'),
+    ], async () => {
+      const f = file.files?.[0];
+      if (!f) throw new Error('choose a file');
+      let result: Record<string, unknown> | undefined;
+      await upload('import', f, (x) => (progress.textContent = x < 1 ? `Uploading, ${Math.round(x * 100)}%…` : 'Uploaded, importing…'), (v) => {
+        if (v.error) throw new Error(String(v.error));
+        if (v.done) result = v;
+        else progress.textContent = `Imported ${v.imported} messages, now into ${v.mailbox}…`;
+      }).catch((e) => {
+        progress.textContent = '';
+        throw e;
+      });
+      await page();
+      notify(`Imported ${result?.messages ?? 0} messages into ${Object.keys((result?.mailboxes as object) ?? {}).length} mailboxes`);
+    }),
+    progress,
+  );
+}
+
 async function page(): Promise<void> {
   const o = await call<Overview>('overview');
   show(
@@ -114,6 +150,7 @@ async function page(): Promise<void> {
         o.addresses.filter((a) => !a.startsWith('@')).map((a) => h('a', { href: `api/mobileconfig?address=${encodeURIComponent(a)}`, class: 'download' }, a)),
       ),
     ),
+    importExport(o),
     h('section', { id: 'mailboxes' },
       h('h2', 'Mailboxes'),
       h('table', h('tr', h('th', 'Mailbox'), h('th', 'Messages'), h('th', 'Unread'), h('th', 'Size')), o.mailboxes.map((m) => h('tr', h('td', m.name), h('td', m.messages), h('td', m.unseen), h('td', formatSize(m.size))))),

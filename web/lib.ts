@@ -43,6 +43,55 @@ export async function call<T = unknown>(method: string, args: Record<string, unk
   return v;
 }
 
+/**
+ * Sends a file as the body of an API call, reporting upload progress (0..1) and each line of
+ * JSON the server writes back while it works.
+ */
+export function upload(method: string, file: Blob, onUpload: (fraction: number) => void, onLine: (v: Record<string, unknown>) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const x = new XMLHttpRequest();
+    let seen = 0;
+    let failed: unknown;
+    const lines = () => {
+      const text = x.responseText;
+      const end = text.lastIndexOf('\n') + 1;
+      for (const l of text.slice(seen, end).split('\n')) if (l.trim()) onLine(JSON.parse(l) as Record<string, unknown>);
+      seen = Math.max(seen, end);
+    };
+    x.open('POST', `api/${method}`);
+    x.setRequestHeader('X-Postern-CSRF', csrf);
+    x.setRequestHeader('Content-Type', 'application/octet-stream');
+    x.upload.onprogress = (e) => e.lengthComputable && onUpload(e.loaded / e.total);
+    x.onprogress = () => {
+      try {
+        lines();
+      } catch (e) {
+        failed ??= e;
+      }
+    };
+    x.onload = () => {
+      if (x.status !== 200) {
+        let msg = `${x.status} ${x.statusText}`;
+        try {
+          msg = (JSON.parse(x.responseText) as { error: string }).error;
+        } catch {
+          // Not JSON: keep the status line.
+        }
+        return reject(new APIError(msg));
+      }
+      try {
+        lines();
+      } catch (e) {
+        failed ??= e;
+      }
+      if (failed) reject(failed);
+      else resolve();
+    };
+    x.onerror = () => reject(new APIError('upload failed'));
+    x.send(file);
+  });
+}
+
 /** Shows a message at the top of the page; errors stay until the next action. */
 export function notify(text: string, error = false): void {
   const bar = document.getElementById('notice')!;

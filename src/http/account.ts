@@ -8,6 +8,7 @@ import { splitAddress, type Ruleset } from '../config/domains.js';
 import { deriveCredentials, verifyPassword, type StoredCredentials } from '../sasl/credentials.js';
 import { quotaUsage } from '../store/mailboxops.js';
 import { clientSettings, mobileconfig, settingsText } from '../clientconfig/clientconfig.js';
+import { exportAccount, importArchive, type ArchiveFormat, type MailFormat } from '../importexport/index.js';
 
 /** Checks a ruleset from the browser; the config validation checks the regular expressions. */
 function ruleset(v: unknown): Ruleset {
@@ -91,7 +92,50 @@ export function accountApp(s: WebState): WebHandler {
         return account ? { account } : undefined;
       },
       methods: methods(s),
+      uploads: {
+        // The archive is the request body, imported as it arrives. Progress goes back as lines of
+        // JSON while the import runs, so the page can show it for large archives.
+        import: async (req, res, sess, ctx) => {
+          const acc = ctx.app.store.account(sess.account);
+          res.writeHead(200, { 'Content-Type': 'application/x-ndjson; charset=utf-8', 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
+          const line = (v: unknown) => res.write(JSON.stringify(v) + '\n');
+          try {
+            const r = await importArchive(acc, req as AsyncIterable<Buffer>, {
+              quota: ctx.app.config.domains.Accounts[sess.account]!.QuotaMessageSize,
+              progressEvery: 100,
+              onProgress: (p) => line(p),
+            });
+            line({ done: true, messages: r.messages, mailboxes: r.mailboxes, skipped: r.skipped.length });
+          } catch (e) {
+            ctx.log.info('import failed', { account: sess.account, err: e as Error });
+            line({ error: (e as Error).message });
+            // The rest of the upload is not needed; close instead of reading it.
+            res.end(() => req.destroy());
+            return;
+          }
+          res.end();
+        },
+      },
       downloads: {
+        export: async (req, res, sess, ctx) => {
+          const q = ctx.url.searchParams;
+          const format = (q.get('format') ?? 'maildir') as MailFormat;
+          const archive = (q.get('archive') ?? 'zip') as ArchiveFormat;
+          const mailbox = q.get('mailbox') || undefined;
+          if (!['maildir', 'mbox'].includes(format) || !['zip', 'tgz'].includes(archive)) throw new Error('format must be maildir or mbox, archive zip or tgz');
+          const acc = ctx.app.store.account(sess.account);
+          if (mailbox && !acc.mailbox(mailbox)) throw new Error(`no mailbox ${mailbox}`);
+          const name = `${sess.account}${mailbox ? '-' + mailbox.replace(/\//g, '-') : ''}-${format}.${archive === 'zip' ? 'zip' : 'tgz'}`;
+          res.writeHead(200, { 'Content-Type': archive === 'zip' ? 'application/zip' : 'application/gzip', 'Content-Disposition': attachment(name), 'Cache-Control': 'no-store' });
+          if (req.method === 'HEAD') return void res.end();
+          try {
+            await exportAccount(acc, { format, archive, mailbox }, res);
+          } catch (e) {
+            // Headers are sent: breaking the connection tells the browser the download failed.
+            ctx.log.error('export failed', { account: sess.account, err: e as Error });
+            res.destroy();
+          }
+        },
         // An Apple configuration profile: opened on iOS or macOS, it sets up the mail account.
         mobileconfig: (req, res, sess, ctx) => {
           const acc = ctx.app.config.domains.Accounts[sess.account]!;

@@ -210,6 +210,82 @@ test('account logs in, changes its password, edits delivery rules and downloads 
   await ctx.close();
 });
 
+/** Per mailbox, the messages as flags, size and content, in order. */
+async function mailboxContents(user: string, pass: string): Promise<Record<string, string[]>> {
+  const c = await imapLogin(user, pass);
+  const out: Record<string, string[]> = {};
+  try {
+    for (const mb of await c.list()) {
+      const lock = await c.getMailboxLock(mb.path);
+      try {
+        const msgs: string[] = [];
+        for await (const m of c.fetch('1:*', { flags: true, size: true, source: true })) {
+          msgs.push(`${[...(m.flags ?? [])].sort().join(' ')} | ${m.size} | ${m.source!.toString('base64')}`);
+        }
+        if (msgs.length) out[mb.path] = msgs;
+      } finally {
+        lock.release();
+      }
+    }
+  } finally {
+    await c.logout();
+  }
+  return out;
+}
+
+test('account exports all mail as a zip; a fresh account imports it and has the same mailboxes, flags and bytes', async () => {
+  // Flags and keywords on the delivered message, and a second mailbox.
+  const imap = await imapLogin('bob@web.test', 'bob-password-2');
+  try {
+    await imap.mailboxOpen('INBOX');
+    await imap.messageFlagsAdd('1', ['\\Seen', '\\Flagged', '$Label1', 'project-x']);
+    await imap.mailboxCreate('Lists/dev');
+    await imap.append('Lists/dev', 'From: list@lists.example\r\nSubject: >From the list\r\n\r\nFrom here on\r\n>From there\r\n', ['\\Answered']);
+  } finally {
+    await imap.logout();
+  }
+  const before = await mailboxContents('bob@web.test', 'bob-password-2');
+  assert.equal(Object.values(before).flat().length, 2);
+
+  const { ctx, page } = await newPage();
+  await page.goto(accountBase);
+  await page.fill('#login input[name=username]', 'bob@web.test');
+  await page.fill('#login input[name=password]', 'bob-password-2');
+  await page.click('#login button[type=submit]');
+  await page.waitForSelector('#importexport');
+  await page.selectOption('#importexport select[name=format]', 'maildir');
+  await page.selectOption('#importexport select[name=archive]', 'zip');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-link')]);
+  const zip = fs.readFileSync((await download.path())!);
+  assert.equal(zip.subarray(0, 4).toString('latin1'), 'PK\x03\x04');
+  assert.match(download.suggestedFilename(), /^bob-maildir\.zip$/);
+  await page.screenshot({ path: path.join(screenshotDir, 'account-importexport.png'), fullPage: true });
+  await ctx.close();
+
+  // A fresh account, made by the admin, imports the archive.
+  const admin = await apiLogin(adminBase, { password: 'admin-secret' });
+  for (const [method, args] of [
+    ['accountAdd', { account: 'carol', address: 'carol@web.test' }],
+    ['setPassword', { account: 'carol', password: 'carol-password' }],
+  ] as const) {
+    const r = await fetch(`${adminBase}api/${method}`, { method: 'POST', headers: { 'Content-Type': 'application/json', Cookie: admin.cookie, 'X-Postern-CSRF': admin.csrf }, body: JSON.stringify(args) });
+    assert.equal(r.status, 200, await r.text());
+  }
+  const c2 = await newPage();
+  await c2.page.goto(accountBase);
+  await c2.page.fill('#login input[name=username]', 'carol@web.test');
+  await c2.page.fill('#login input[name=password]', 'carol-password');
+  await c2.page.click('#login button[type=submit]');
+  await c2.page.waitForSelector('#import');
+  const file = path.join(srv.dir, 'export.zip');
+  fs.writeFileSync(file, zip);
+  await c2.page.setInputFiles('#import input[type=file]', file);
+  await c2.page.click('#import button[type=submit]');
+  await c2.page.waitForSelector('#notice.ok:has-text("Imported 2 messages")');
+  await c2.ctx.close();
+  assert.deepEqual(await mailboxContents('carol@web.test', 'carol-password'), before);
+});
+
 test('CSRF: changes without the session token are refused; cookies and headers are strict', async () => {
   const { cookie, csrf, setCookie } = await apiLogin(adminBase, { password: 'admin-secret' });
   assert.match(setCookie, /HttpOnly/);
