@@ -33,8 +33,26 @@ const schema = `
   CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v ANY) STRICT;
   CREATE TABLE IF NOT EXISTS word (w TEXT PRIMARY KEY, ham INTEGER NOT NULL, spam INTEGER NOT NULL) STRICT, WITHOUT ROWID;
   -- What each message was trained as (1 spam, 0 ham), and where it is, to untrain it when it goes.
-  CREATE TABLE IF NOT EXISTS trained (msgid INTEGER PRIMARY KEY, mailbox_id INTEGER NOT NULL, uid INTEGER NOT NULL, spam INTEGER NOT NULL) STRICT;
+  -- With how it arrived (copied from the account's message), it is also the history that sender
+  -- reputation looks at: only classified messages, so a lookup reads only rows that count.
+  CREATE TABLE IF NOT EXISTS trained (
+    msgid INTEGER PRIMARY KEY, mailbox_id INTEGER NOT NULL, uid INTEGER NOT NULL, spam INTEGER NOT NULL,
+    received INTEGER NOT NULL DEFAULT 0, remoteip TEXT NOT NULL DEFAULT '', ip1 TEXT NOT NULL DEFAULT '', ip2 TEXT NOT NULL DEFAULT '', ip3 TEXT NOT NULL DEFAULT '',
+    ehlodomain TEXT NOT NULL DEFAULT '', ehlovalidated INTEGER NOT NULL DEFAULT 0, mailfromdomain TEXT NOT NULL DEFAULT '', mailfromvalidated INTEGER NOT NULL DEFAULT 0,
+    msgfrom TEXT NOT NULL DEFAULT '', msgfromdomain TEXT NOT NULL DEFAULT '', msgfromorgdomain TEXT NOT NULL DEFAULT '', msgfromvalidated INTEGER NOT NULL DEFAULT 0
+  ) STRICT;
   CREATE INDEX IF NOT EXISTS trained_mailbox_uid ON trained (mailbox_id, uid);
+  CREATE INDEX IF NOT EXISTS trained_remoteip ON trained (remoteip, received);
+  CREATE INDEX IF NOT EXISTS trained_ip1 ON trained (ip1, received);
+  CREATE INDEX IF NOT EXISTS trained_ip2 ON trained (ip2, received);
+  CREATE INDEX IF NOT EXISTS trained_ip3 ON trained (ip3, received);
+  CREATE INDEX IF NOT EXISTS trained_ehlodomain ON trained (ehlodomain, received);
+  CREATE INDEX IF NOT EXISTS trained_mailfromdomain ON trained (mailfromdomain, received);
+  CREATE INDEX IF NOT EXISTS trained_msgfrom ON trained (msgfrom, received);
+  CREATE INDEX IF NOT EXISTS trained_msgfromdomain ON trained (msgfromdomain, received);
+  CREATE INDEX IF NOT EXISTS trained_msgfromorgdomain ON trained (msgfromorgdomain, received);
+  CREATE TABLE IF NOT EXISTS traineddkim (domain TEXT NOT NULL, received INTEGER NOT NULL, msgid INTEGER NOT NULL, PRIMARY KEY (domain, received, msgid)) STRICT, WITHOUT ROWID;
+  CREATE INDEX IF NOT EXISTS traineddkim_msgid ON traineddkim (msgid);
   -- Messages older than the watermark were looked at for "kept long enough" training.
   CREATE TABLE IF NOT EXISTS scan (mailbox_id INTEGER PRIMARY KEY, uid INTEGER NOT NULL) STRICT;
   -- Copies of rejected messages in the Rejects mailbox, by Message-ID or content hash.
@@ -139,7 +157,7 @@ export class Filter {
 
   /** Forgets all words and training state, for a retrain. */
   reset(): void {
-    this.db.exec('DELETE FROM word; DELETE FROM trained; DELETE FROM scan;');
+    this.db.exec('DELETE FROM word; DELETE FROM trained; DELETE FROM traineddkim; DELETE FROM scan;');
     this.setMeta('nham', 0);
     this.setMeta('nspam', 0);
   }

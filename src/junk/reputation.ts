@@ -4,8 +4,8 @@
 // domains, then the remote IP and its networks. The first step that finds messages decides.
 //
 // Every query reads at most a fixed number of rows through an index on (property, received),
-// newest first, so a decision costs the same in an account with a million messages as in an
-// empty one.
+// newest first, and only classified messages are looked at, so a decision costs the same in an
+// account with a million messages as in an empty one.
 import type Database from 'better-sqlite3';
 import type { Account } from '../store/account.js';
 import { Flag } from '../store/flags.js';
@@ -40,9 +40,7 @@ export interface Reputation {
 }
 
 interface Row {
-  flags: number;
-  mailbox_id: number;
-  received: number;
+  spam: number;
   msgfrom: string;
   msgfromvalidated: number;
 }
@@ -98,31 +96,19 @@ function stmt(db: Database.Database, sql: string): Database.Statement {
   return st;
 }
 
-const columns = 'flags, mailbox_id, received, msgfrom, msgfromvalidated';
-
-export function reputation(acc: Account, snd: Sender, s: JunkSettings, now: number): Reputation {
-  const db = acc.db;
-  const roles = mailboxRoles(acc, s);
-  // Rows that may be classified (flags, or a mailbox that classifies): the rest is dropped in SQL.
-  const ids = (set: Set<number>) => [...set].join(',') || '-1';
-  const keptBefore = s.keptMs > 0 ? now - s.keptMs : -1;
-  const maybe = `((flags & ${Flag.Junk | Flag.NotJunk}) != 0 OR mailbox_id IN (${ids(roles.notJunk)}) OR (received <= ? AND mailbox_id IN (${ids(new Set([...roles.inbox, ...roles.junk]))})))`;
-  /** Newest classified messages with the property, among the newest `scan` ones. */
-  const classified = (col: string, value: string, maxAge: number, limit: number, filter: (r: Row) => boolean = () => true) => {
-    const scan = Math.max(50, limit * 4);
-    const rows = stmt(db, `SELECT * FROM (SELECT ${columns} FROM message WHERE ${col} = ? AND received >= ? ORDER BY received DESC LIMIT ${scan}) WHERE ${maybe}`).all(value, now - maxAge, keptBefore) as Row[];
-    return classify(rows.filter(filter), limit);
+/**
+ * The history is the filter's record of classified messages (trained, in junkfilter.db), kept in
+ * step with the messages by the trainer: unclassified mail is not in it, so each lookup reads
+ * only rows that count.
+ */
+export function reputation(acc: Account, history: Database.Database, snd: Sender, now: number): Reputation {
+  /** Newest classified messages with the property; with a filter, among the newest few. */
+  const classified = (col: string, value: string, maxAge: number, limit: number, filter?: (r: Row) => boolean) => {
+    const n = filter ? Math.max(50, limit * 4) : limit;
+    const rows = stmt(history, `SELECT spam, msgfrom, msgfromvalidated FROM trained WHERE ${col} = ? AND received >= ? ORDER BY received DESC LIMIT ${n}`).all(value, now - maxAge) as Row[];
+    return (filter ? rows.filter(filter) : rows).slice(0, limit).map((r) => ({ ...r, junk: r.spam === 1 }));
   };
-  const classify = (rows: Row[], limit: number) => {
-    const out: (Row & { junk: boolean })[] = [];
-    for (const r of rows) {
-      const c = classOf(r, roles, s, now);
-      if (c) out.push({ ...r, junk: c === 'junk' });
-      if (out.length === limit) break;
-    }
-    return out;
-  };
-  const sentTo = (col: string, value: string, maxAge: number) => stmt(db, `SELECT 1 FROM recipient WHERE ${col} = ? AND sent >= ? LIMIT 1`).get(value, now - maxAge) !== undefined;
+  const sentTo = (col: string, value: string, maxAge: number) => stmt(acc.db, `SELECT 1 FROM recipient WHERE ${col} = ? AND sent >= ? LIMIT 1`).get(value, now - maxAge) !== undefined;
 
   if (snd.msgFromDomain) {
     // The same From address: the last one or two messages decide, conclusively when verified.
@@ -158,13 +144,12 @@ export function reputation(acc: Account, snd: Sender, s: JunkSettings, now: numb
   const signals: number[] = [];
   let most = 0;
   for (const d of snd.dkimDomains) {
-    const rows = stmt(
-      db,
-      `SELECT ${columns.replace(/(\w+)/g, 'm.$1')} FROM messagedkim d JOIN message m ON m.id = d.message_id WHERE d.domain = ? AND d.received >= ? ORDER BY d.received DESC LIMIT 200`,
-    ).all(d, now - year / 2) as Row[];
-    const msgs = classify(rows, 50);
+    const msgs = stmt(
+      history,
+      'SELECT t.spam FROM traineddkim d JOIN trained t ON t.msgid = d.msgid WHERE d.domain = ? AND d.received >= ? ORDER BY d.received DESC LIMIT 50',
+    ).all(d, now - year / 2) as { spam: number }[];
     if (msgs.length) {
-      signals.push(msgs.filter((m) => m.junk).length / msgs.length);
+      signals.push(msgs.filter((m) => m.spam).length / msgs.length);
       most = Math.max(most, msgs.length);
     }
   }
@@ -187,13 +172,13 @@ export function reputation(acc: Account, snd: Sender, s: JunkSettings, now: numb
   const ipSteps: [string, string, number, Method][] = snd.ipv4
     ? [
         ['remoteip', snd.remoteIP, 2, 'ip1'],
-        ['remoteipmask1', snd.remoteIPMasks[0], 5, 'ip2'],
-        ['remoteipmask2', snd.remoteIPMasks[1], 10, 'ip3'],
+        ['ip1', snd.remoteIPMasks[0], 5, 'ip2'],
+        ['ip2', snd.remoteIPMasks[1], 10, 'ip3'],
       ]
     : [
-        ['remoteipmask1', snd.remoteIPMasks[0], 2, 'ip1'],
-        ['remoteipmask2', snd.remoteIPMasks[1], 5, 'ip2'],
-        ['remoteipmask3', snd.remoteIPMasks[2], 10, 'ip3'],
+        ['ip1', snd.remoteIPMasks[0], 2, 'ip1'],
+        ['ip2', snd.remoteIPMasks[1], 5, 'ip2'],
+        ['ip3', snd.remoteIPMasks[2], 10, 'ip3'],
       ];
   for (const [col, value, need, method] of ipSteps) {
     if (!value) continue;

@@ -115,7 +115,7 @@ export class JunkService {
     const now = this.app.clock.now();
     const snd = sender(m);
     const l = log.with({ account: m.account, from: snd.msgFrom, ip: m.remoteIP });
-    const rep = reputation(a.acc, snd, s, now);
+    const rep = reputation(a.acc, a.filter.db, snd, now);
     const established = a.filter.counts().nham >= s.minHam;
     let cls: Classification | undefined;
     let v: JunkVerdict;

@@ -20,7 +20,13 @@ interface MsgRow {
   flags: number;
   received: number;
   remoteip: string;
+  dkimdomains: string;
 }
+
+/** How a message arrived, copied to its training record for reputation. */
+const arrival =
+  'remoteip, remoteipmask1 AS ip1, remoteipmask2 AS ip2, remoteipmask3 AS ip3, ehlodomain, ehlovalidated, mailfromdomain, mailfromvalidated, msgfrom, msgfromdomain, msgfromorgdomain, msgfromvalidated, dkimdomains';
+const rowColumns = `id, mailbox_id, uid, flags, received, ${arrival}`;
 
 export class Trainer {
   private queue: Promise<void> = Promise.resolve();
@@ -39,13 +45,18 @@ export class Trainer {
     private readonly log: Log,
   ) {
     this.st = {
-      byUid: acc.db.prepare('SELECT id, mailbox_id, uid, flags, received, remoteip FROM message WHERE mailbox_id = ? AND uid = ?'),
-      byId: acc.db.prepare('SELECT id, mailbox_id, uid, flags, received, remoteip FROM message WHERE id = ?'),
+      byUid: acc.db.prepare(`SELECT ${rowColumns} FROM message WHERE mailbox_id = ? AND uid = ?`),
+      byId: acc.db.prepare(`SELECT ${rowColumns} FROM message WHERE id = ?`),
       trained: filter.db.prepare('SELECT msgid, spam FROM trained WHERE msgid = ?'),
       trainedAt: filter.db.prepare('SELECT msgid FROM trained WHERE mailbox_id = ? AND uid = ?').pluck(),
-      setTrained: filter.db.prepare('INSERT INTO trained (msgid, mailbox_id, uid, spam) VALUES (?, ?, ?, ?) ON CONFLICT (msgid) DO UPDATE SET mailbox_id = excluded.mailbox_id, uid = excluded.uid, spam = excluded.spam'),
+      setTrained: filter.db.prepare(
+        `INSERT OR REPLACE INTO trained (msgid, mailbox_id, uid, spam, received, remoteip, ip1, ip2, ip3, ehlodomain, ehlovalidated, mailfromdomain, mailfromvalidated, msgfrom, msgfromdomain, msgfromorgdomain, msgfromvalidated)
+         VALUES (@id, @mailbox_id, @uid, @spam, @received, @remoteip, @ip1, @ip2, @ip3, @ehlodomain, @ehlovalidated, @mailfromdomain, @mailfromvalidated, @msgfrom, @msgfromdomain, @msgfromorgdomain, @msgfromvalidated)`,
+      ),
+      setDKIM: filter.db.prepare('INSERT OR IGNORE INTO traineddkim (domain, received, msgid) VALUES (?, ?, ?)'),
+      dropDKIM: filter.db.prepare('DELETE FROM traineddkim WHERE msgid = ?'),
       moveTrained: filter.db.prepare('UPDATE trained SET mailbox_id = ?, uid = ? WHERE msgid = ?'),
-      dropTrained: filter.db.prepare('DELETE FROM trained WHERE msgid = ?'),
+      dropTrainedRow: filter.db.prepare('DELETE FROM trained WHERE msgid = ?'),
       scanMark: filter.db.prepare('SELECT uid FROM scan WHERE mailbox_id = ?').pluck(),
       setScanMark: filter.db.prepare('INSERT INTO scan (mailbox_id, uid) VALUES (?, ?) ON CONFLICT (mailbox_id) DO UPDATE SET uid = excluded.uid'),
       scanRows: acc.db.prepare('SELECT id, uid, received FROM message WHERE mailbox_id = ? AND uid > ? ORDER BY uid LIMIT 500'),
@@ -145,6 +156,16 @@ export class Trainer {
     });
   }
 
+  private record(row: MsgRow, spam: boolean): void {
+    this.st.setTrained.run({ ...row, spam: spam ? 1 : 0 });
+    for (const d of row.dkimdomains.trim().split(' ')) if (d) this.st.setDKIM.run(d, row.received, row.id);
+  }
+
+  private dropTrained(id: number): void {
+    this.st.dropTrainedRow.run(id);
+    this.st.dropDKIM.run(id);
+  }
+
   /** Brings one message's training in line with its current state. */
   private async update(id: number): Promise<void> {
     const row = this.st.byId.get(id) as MsgRow | undefined;
@@ -161,7 +182,7 @@ export class Trainer {
     } catch (e) {
       // The file of an expunged message may be gone already: only the record can go.
       this.log.info('cannot read message for junk filter training', { msgid: id, err: (e as Error).message });
-      if (!row) this.st.dropTrained.run(id);
+      if (!row) this.dropTrained(id);
       return;
     }
     if (this.closed) return;
@@ -169,8 +190,8 @@ export class Trainer {
       if (had) this.filter.train(tokens, had === 'junk', -1);
       if (want && row) {
         this.filter.train(tokens, want === 'junk', 1);
-        this.st.setTrained.run(id, row.mailbox_id, row.uid, want === 'junk' ? 1 : 0);
-      } else this.st.dropTrained.run(id);
+        this.record(row, want === 'junk');
+      } else this.dropTrained(id);
     })();
     this.log.debug('junk filter trained', { msgid: id, from: had ?? 'none', to: want ?? 'none' });
   }
@@ -213,7 +234,7 @@ export class Trainer {
       const roles = mailboxRoles(this.acc, s);
       const now = this.clock.now();
       this.filter.db.transaction(() => this.filter.reset())();
-      const batch = this.acc.db.prepare('SELECT id, mailbox_id, uid, flags, received, remoteip FROM message WHERE id > ? ORDER BY id LIMIT 200');
+      const batch = this.acc.db.prepare(`SELECT ${rowColumns} FROM message WHERE id > ? ORDER BY id LIMIT 200`);
       let last = 0;
       for (;;) {
         const rows = batch.all(last) as MsgRow[];
@@ -233,7 +254,7 @@ export class Trainer {
         this.filter.db.transaction(() => {
           for (const l of learned) {
             this.filter.train(l.tokens, l.spam, 1);
-            this.st.setTrained.run(l.row.id, l.row.mailbox_id, l.row.uid, l.spam ? 1 : 0);
+            this.record(l.row, l.spam);
             if (l.spam) result.spam++;
             else result.ham++;
           }

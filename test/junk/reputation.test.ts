@@ -11,6 +11,9 @@ import type { MessageMeta } from '../../src/store/account.js';
 import { reputationPrefixes } from '../../src/limits/limiter.js';
 import { reputation, type Sender } from '../../src/junk/reputation.js';
 import { junkSettings } from '../../src/junk/settings.js';
+import { Filter } from '../../src/junk/filter.js';
+import { Trainer } from '../../src/junk/train.js';
+import { Log } from '../../src/log/log.js';
 
 let dir: string;
 let store: Store;
@@ -23,6 +26,10 @@ before(() => {
   store = new Store(dir);
 });
 after(() => {
+  for (const a of opened) {
+    a.trainer.close();
+    a.filter.close();
+  }
   store.close();
   fs.rmSync(dir, { recursive: true, force: true });
 });
@@ -46,15 +53,30 @@ function sender(from: string, ip: string, o: Partial<Sender> = {}): Sender {
   };
 }
 
-async function add(acc: Account, snd: Sender, o: { flags?: number; mailbox?: string; age?: number } = {}): Promise<void> {
+interface Acc {
+  acc: Account;
+  filter: Filter;
+  trainer: Trainer;
+}
+
+/** Delivers a message and waits until the trainer has classified it. */
+async function add(a: Acc, snd: Sender, o: { flags?: number; mailbox?: string; age?: number } = {}): Promise<void> {
   const file = await store.writeTemp(Buffer.from(`From: ${snd.msgFrom}\r\nSubject: x\r\n\r\nbody\r\n`));
   const meta: MessageMeta = { ...snd, mailFrom: `x@${snd.mailFromDomain}` };
-  await acc.deliver(file, { mailbox: o.mailbox ?? 'Inbox', flags: o.flags ?? 0, received: now - (o.age ?? day), meta });
+  await a.acc.deliver(file, { mailbox: o.mailbox ?? 'Inbox', flags: o.flags ?? 0, received: now - (o.age ?? day), meta });
+  await a.trainer.idle();
 }
 
 let n = 0;
-const fresh = () => store.account(`acc${++n}`);
-const rep = (acc: Account, snd: Sender) => reputation(acc, snd, s, now);
+const opened: Acc[] = [];
+function fresh(): Acc {
+  const acc = store.account(`acc${++n}`);
+  const filter = new Filter(path.join(acc.dir, 'junkfilter.db'));
+  const a = { acc, filter, trainer: new Trainer(acc, filter, () => s, { now: () => now }, Log.pkg('junk')) };
+  opened.push(a);
+  return a;
+}
+const rep = (a: Acc, snd: Sender) => reputation(a.acc, a.filter.db, snd, now);
 
 test('no history: nothing to go by', () => {
   assert.deepEqual(rep(fresh(), sender('a@one.example', '192.0.2.1')), { conclusive: false, method: 'none' });
@@ -77,11 +99,11 @@ test('From address: verified history decides; unverified is a hint only', async 
 
 test('addresses and domains written to are known good', () => {
   const acc = fresh();
-  acc.recordRecipients([{ address: 'friend@two.example', domain: 'two.example', orgDomain: 'two.example' }], now - 30 * day);
+  acc.acc.recordRecipients([{ address: 'friend@two.example', domain: 'two.example', orgDomain: 'two.example' }], now - 30 * day);
   assert.deepEqual(rep(acc, sender('friend@two.example', '192.0.2.2')), { junk: false, conclusive: true, method: 'msgtofull' });
   assert.deepEqual(rep(acc, sender('colleague@two.example', '192.0.2.2')), { junk: false, conclusive: true, method: 'msgtodomain' });
   // Too long ago.
-  acc.recordRecipients([{ address: 'old@three.example', domain: 'three.example', orgDomain: 'three.example' }], now - 4 * 365 * day);
+  acc.acc.recordRecipients([{ address: 'old@three.example', domain: 'three.example', orgDomain: 'three.example' }], now - 4 * 365 * day);
   assert.equal(rep(acc, sender('old@three.example', '192.0.2.3')).method, 'none');
 });
 
