@@ -17,7 +17,9 @@ import { resolverFor } from './resolver.js';
 import { JunkService } from '../junk/service.js';
 import { Log, setLevels, setLevel, getLevels, isLevel, type Level } from '../log/log.js';
 import type { App } from './app.js';
-import { registry } from '../metrics/metrics.js';
+import { registry, observeQueue } from '../metrics/metrics.js';
+import { opsHandlers } from '../backup/ctl.js';
+import { dropPrivileges } from './privdrop.js';
 import { startWeb } from '../http/server.js';
 import { webState } from '../http/services.js';
 import type { Listener } from '../config/static.js';
@@ -127,6 +129,8 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
   handlers.set('ping', () => 'pong');
   handlers.set('metrics', () => registry.metrics());
   for (const [name, h] of queueCtl) handlers.set(name, h);
+  for (const [name, h] of opsHandlers(app)) handlers.set(name, h);
+  observeQueue(app.queue);
   for (const [name, h] of junk.handlers()) handlers.set(name, h);
   if (clock instanceof AdjustableClock) {
     handlers.set('clock advance', (args) => {
@@ -154,6 +158,12 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
   cleanup.unref();
   for (const a of Object.keys(config.domains.Accounts)) store.account(a).removeFiles(Number.MAX_SAFE_INTEGER);
 
+  try {
+    dropPrivileges(config.static_.User, config.dataDir);
+  } catch (e) {
+    await stop(0);
+    throw e;
+  }
   junk.start();
   // localserve delivers every recipient locally: nothing is queued there.
   if (!app.localserve) delivery.start();

@@ -24,7 +24,7 @@ import { quotaAllows } from '../store/mailboxops.js';
 import { parseMessage } from '../message/part.js';
 import type { IprevResult } from '../dmarc/authres.js';
 import type { VerifyResult as SPFVerify } from '../spf/evaluate.js';
-import { smtpConnections, smtpDelivered, smtpRejected } from '../metrics/metrics.js';
+import { smtpConnections, smtpDelivered, smtpRejected, observeSMTPCommand } from '../metrics/metrics.js';
 import { Log } from '../log/log.js';
 
 export type Kind = 'smtp' | 'submission' | 'submissions';
@@ -190,6 +190,7 @@ export class Session {
     const verb = (sp < 0 ? line : line.slice(0, sp)).toUpperCase();
     const arg = sp < 0 ? '' : line.slice(sp + 1);
     this.log.trace('command', verb === 'AUTH' ? { verb } : { line });
+    const start = performance.now();
     try {
       // RFC 3030 2: a transaction with BDAT cannot continue with other commands but BDAT/RSET/QUIT.
       if (this.tx?.chunks && !['BDAT', 'RSET', 'QUIT', 'NOOP'].includes(verb)) {
@@ -234,6 +235,8 @@ export class Session {
       if (['MAIL', 'RCPT', 'DATA', 'BDAT'].includes(verb)) smtpRejected.inc({ kind: this.opts.kind, reason: e.reason ?? `${verb.toLowerCase()} ${e.ecode}` });
       if (e.code >= 500) this.bad(e.code, e.ecode, e.message);
       else this.write(e.code, e.ecode, e.message);
+    } finally {
+      observeSMTPCommand(this.opts.kind, verb, start);
     }
   }
 
