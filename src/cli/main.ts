@@ -4,6 +4,7 @@ import { queueCommands } from './queuecmds.js';
 import { authCommands } from './authcmds.js';
 import { webCommands } from './webcmds.js';
 import { junkCommands } from './junkcmds.js';
+import { setupCommands } from './setupcmds.js';
 import { parseFlags, helpText, usageLine, UsageError, type Command } from './cli.js';
 import { ConfigInvalid } from '../config/load.js';
 import { flush } from '../log/log.js';
@@ -29,7 +30,7 @@ full help; if several commands start with those words, lists them.`,
 };
 
 function all(): Command[] {
-  return [...commands, ...authCommands, ...queueCommands, ...junkCommands, ...webCommands, helpCommand];
+  return [...commands, ...authCommands, ...queueCommands, ...junkCommands, ...webCommands, ...setupCommands, helpCommand];
 }
 
 /** The command whose name matches the most leading words of argv. */

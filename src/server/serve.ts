@@ -6,6 +6,8 @@ import { Auth } from './auth.js';
 import { CertStore } from '../tls/certs.js';
 import { acmeManager, stopACME } from '../acme/setup.js';
 import '../acme/http.js';
+import { DMARCReporter } from '../reports/send.js';
+import { closeReportStore } from '../reports/incoming.js';
 import { listenSMTP } from '../smtpserver/server.js';
 import { listenIMAP } from '../imapserver/server.js';
 import { CtlServer, ctlPath, type CtlHandler } from '../ctl/ctl.js';
@@ -87,6 +89,7 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
   const sockets = new Set<net.Socket>();
   const listening: Running['listening'] = [];
 
+  const dmarcReporter = new DMARCReporter(app);
   let stopResolve!: () => void;
   const stopped = new Promise<void>((r) => (stopResolve = r));
   let stopping: Promise<void> | undefined;
@@ -95,6 +98,7 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
       log.info('shutting down');
       config.close();
       stopACME(app);
+      dmarcReporter.stop();
       clearInterval(cleanup);
       for (const s of servers) s.close();
       for (const s of app.sessions) s.shutdown();
@@ -104,6 +108,7 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
       await ctl.close();
       await delivery.close();
       junk.close();
+      closeReportStore(app);
       store.close();
       queue.close();
       log.info('stopped');
@@ -142,6 +147,7 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
     setImmediate(() => void stop());
     return 'stopping';
   });
+  handlers.set('reports dmarc send', () => dmarcReporter.run());
   handlers.set('loglevels', (args) => {
     if (typeof args.level === 'string') {
       if (!isLevel(args.level)) throw new Error(`unknown level ${args.level}`);
@@ -167,6 +173,7 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
   junk.start();
   // localserve delivers every recipient locally: nothing is queued there.
   if (!app.localserve) delivery.start();
+  dmarcReporter.start();
   log.info('postern started', { hostname: config.static_.Hostname, localserve: app.localserve });
   return { app, listening, stopped, stop };
 }

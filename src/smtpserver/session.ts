@@ -9,6 +9,7 @@ import { parseHelo, parsePathParams, pathString, needsUTF8, asciiDomain, quoteLo
 import { receivedHeader, plainIP, formatDate } from '../smtp/received.js';
 import { injectedError, injectedStage, injectedTimeoutMs, type Injected } from './localserve.js';
 import { analyze, iprev, spfCheck, type Analysis } from './analyze.js';
+import { recordIncoming } from '../reports/incoming.js';
 import { prepareSubmission, SubmitError, type Submitted } from './submit.js';
 import { chooseMailbox, fromAddresses } from './rules.js';
 import { organizationalDomain } from '../dmarc/lookup.js';
@@ -658,6 +659,7 @@ export class Session {
     });
     const logAuth = { spf: a.spf.result.result, dkim: a.dkim.map((d) => `${d.status}:${d.domain}`), dmarc: `${a.dmarc.status}:${a.dmarc.domain}`, iprev: a.iprev.result };
     this.log.info('message authentication', logAuth);
+    recordIncoming(this.app, { remoteIP: this.remoteIP, mailFrom, recipients: tx.rcpts.map((r) => pathString(r.path)), msg, analysis: a });
     // RFC 7489 6.6.3: honour the sender domain's reject policy, unless every recipient's
     // domain is configured to take such messages (into Junk); one reply covers all recipients.
     let junkAll = false;
