@@ -4,6 +4,7 @@ import { queueCommands } from './queuecmds.js';
 import { authCommands } from './authcmds.js';
 import { webCommands } from './webcmds.js';
 import { junkCommands } from './junkcmds.js';
+import { opsCommands } from './opscmds.js';
 import { setupCommands } from './setupcmds.js';
 import { parseFlags, helpText, usageLine, UsageError, type Command } from './cli.js';
 import { ConfigInvalid } from '../config/load.js';
@@ -30,7 +31,7 @@ full help; if several commands start with those words, lists them.`,
 };
 
 function all(): Command[] {
-  return [...commands, ...authCommands, ...queueCommands, ...junkCommands, ...webCommands, ...setupCommands, helpCommand];
+  return [...commands, ...authCommands, ...queueCommands, ...junkCommands, ...webCommands, ...setupCommands, ...opsCommands, helpCommand];
 }
 
 /** The command whose name matches the most leading words of argv. */
