@@ -235,15 +235,36 @@ async function queue(): Promise<void> {
   );
 }
 
+interface Report {
+  id: number;
+  received: number;
+  sender: string;
+  org: string;
+  begin: number;
+  end: number;
+  report: unknown;
+}
+
 async function reports(): Promise<void> {
-  const r = await call<{ available: boolean; dmarc: unknown[]; tls: unknown[] }>('reports');
+  const r = await call<{ dmarc: (Report & { domain: string; messages: number })[]; tls: (Report & { domains: string[]; successful: number; failed: number })[] }>('reports');
+  const full = (x: Report) => h('details', h('summary', 'report'), h('pre', JSON.stringify(x.report, null, 2)));
+  const period = (x: Report) => `${formatTime(x.begin)} – ${formatTime(x.end)}`;
   show(
     h('h2', 'Received reports'),
-    h('h3', 'DMARC aggregate reports'),
-    r.dmarc.length ? h('pre', JSON.stringify(r.dmarc, null, 2)) : h('p', { class: 'empty' }, 'No DMARC reports stored.'),
-    h('h3', 'TLS reports'),
-    r.tls.length ? h('pre', JSON.stringify(r.tls, null, 2)) : h('p', { class: 'empty' }, 'No TLS reports stored.'),
-    !r.available && h('p', { class: 'note' }, 'This server does not keep received reports yet.'),
+    h('section', { id: 'dmarc-reports' },
+      h('h3', 'DMARC aggregate reports'),
+      r.dmarc.length === 0 ? h('p', { class: 'empty' }, 'No DMARC reports received.') : h('table',
+        h('tr', h('th', 'Domain'), h('th', 'From'), h('th', 'Period'), h('th', 'Messages'), h('th', '')),
+        r.dmarc.map((x) => h('tr', h('td', x.domain), h('td', x.org, h('br'), x.sender), h('td', period(x)), h('td', x.messages), h('td', full(x)))),
+      ),
+    ),
+    h('section', { id: 'tls-reports' },
+      h('h3', 'TLS reports'),
+      r.tls.length === 0 ? h('p', { class: 'empty' }, 'No TLS reports received.') : h('table',
+        h('tr', h('th', 'Domains'), h('th', 'From'), h('th', 'Period'), h('th', 'Sessions ok'), h('th', 'Failed'), h('th', '')),
+        r.tls.map((x) => h('tr', h('td', x.domains.join(', ')), h('td', x.org, h('br'), x.sender), h('td', period(x)), h('td', x.successful), h('td', x.failed), h('td', full(x)))),
+      ),
+    ),
   );
 }
 

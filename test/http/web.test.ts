@@ -162,6 +162,9 @@ test('admin lists, dumps, kicks and drops queued messages', async () => {
   const left = (await srv.cli(['queue', 'list'])).stdout;
   assert.match(left, /friend2@elsewhere\.example/);
   assert.doesNotMatch(left, /friend1@/);
+  await page.click('nav a[href="#reports"]');
+  await page.waitForSelector('#dmarc-reports p.empty:has-text("No DMARC reports received")');
+  await page.waitForSelector('#tls-reports p.empty:has-text("No TLS reports received")');
   await ctx.close();
 });
 
