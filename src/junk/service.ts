@@ -113,6 +113,7 @@ export class JunkService {
     const a = this.account(m.account);
     const s = this.settings(m.account);
     const now = this.app.clock.now();
+    const t0 = performance.now();
     const snd = sender(m);
     const l = log.with({ account: m.account, from: snd.msgFrom, ip: m.remoteIP });
     const rep = reputation(a.acc, a.filter.db, snd, now);
@@ -192,6 +193,7 @@ export class JunkService {
       established,
       delayms: v.delayMs,
       localserve: this.app.localserve || undefined,
+      ms: Number((performance.now() - t0).toFixed(2)),
       ...spamDetail(),
     });
     // localserve: everything is logged, nothing is refused, delayed or diverted.
