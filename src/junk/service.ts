@@ -176,6 +176,9 @@ export class JunkService {
       }
       if (v.action === 'reject' && key && snd.msgFrom && dmarcPass && rep.method === 'none' && (listed || weak)) {
         v.reason = subjectpass.explanation(subjectpass.generate(key, snd.msgFrom, now), s.subjectPassMs);
+        // A permanent error: the sender reads the explanation and resends with the token.
+        v.code = 550;
+        v.ecode = '5.7.1';
         reason += ', subjectpass given';
       }
       if (established && s.firstTimeDelayMs > 0) v.delayMs = s.firstTimeDelayMs;

@@ -23,6 +23,11 @@ export interface IncomingVerdict {
   reason?: string;
   /** Milliseconds to wait before answering, to slow down suspicious senders. */
   delayMs?: number;
+  /** Accepted messages go to this mailbox instead, e.g. an Introbox for first-time senders. */
+  mailbox?: string;
+  /** For rejects: the SMTP reply code and enhanced code, when not the default 451 4.3.0. */
+  code?: number;
+  ecode?: string;
 }
 
 /** Extension points for checks that decide about incoming messages. */

@@ -115,6 +115,8 @@ export class Session {
   private stopping = false;
   private awaitingCommand = false;
   private iprev?: Promise<IprevResult>;
+  /** After a message was refused as spam, every command is answered a second late. */
+  private slow = false;
 
   constructor(
     private readonly app: App,
@@ -187,6 +189,7 @@ export class Session {
   }
 
   private async command(line: string): Promise<void> {
+    if (this.slow) await new Promise((res) => setTimeout(res, 1000));
     const sp = line.indexOf(' ');
     const verb = (sp < 0 ? line : line.slice(0, sp)).toUpperCase();
     const arg = sp < 0 ? '' : line.slice(sp + 1);
@@ -633,7 +636,8 @@ export class Session {
     const injected = tx.rcpts.find((r) => r.injected)?.injected;
     if (injected === 'timeout') return this.hang();
     if (injected) throw new Reply(injected.code, injected.ecode, injected.text);
-    if (!this.submission && !this.loopbackLocalserve() && !this.app.limits.deliveries.canAdd(this.remoteIP)) {
+    // Software on this machine (scripts, a local relay) is not rate limited.
+    if (!this.submission && !isLoopback(this.remoteIP) && !this.app.limits.deliveries.canAdd(this.remoteIP)) {
       throw new Reply(451, '4.7.0', 'too many messages from your network, try again later', false, 'rate-limit');
     }
     const id = `${this.cid.toString(36)}-${this.app.clock.now().toString(36)}`;
@@ -788,8 +792,14 @@ export class Session {
         if (a && this.app.hooks.incoming) {
           const v = await this.app.hooks.incoming({ account: t.account, mailbox, remoteIP: this.remoteIP, mailFrom, msg, analysis: a });
           if (v.delayMs && !this.app.localserve) await new Promise((res) => setTimeout(res, v.delayMs));
-          if (v.action === 'reject' && !this.app.localserve) return { t, rejected: v.reason ?? 'rejected' };
+          if (v.action === 'reject' && !this.app.localserve) {
+            // RFC 5321 4.2.5: looks temporary, so a legitimate sender's server tells its user; later
+            // commands on this connection are answered slowly.
+            this.slow = true;
+            return { t, rejected: v.reason ?? 'rejected', code: v.code, ecode: v.ecode };
+          }
           if (v.action === 'junk' && !this.app.localserve) mailbox = 'Junk';
+          if (v.action === 'accept' && v.mailbox && !this.app.localserve) mailbox = v.mailbox;
         }
         const received = Buffer.from(this.received(tx, id, t.rcpts.length === 1 && tx.rcpts.length === 1 ? pathString(t.rcpts[0]!.path) : undefined));
         await this.app.store.account(t.account).deliver(file, {
@@ -799,13 +809,13 @@ export class Session {
           part: shiftPart(base, received.length),
           meta,
         });
-        return { t, rejected: undefined };
+        return { t, rejected: undefined, code: undefined, ecode: undefined };
       }),
     );
     const rejected = results.filter((r) => r.rejected);
     if (rejected.length === results.length && rejected.length > 0) {
-      // RFC 5321 4.2.5: looks temporary, so a legitimate sender's server tells its user.
-      throw new Reply(451, '4.3.0', `message not accepted: ${rejected[0]!.rejected}`, false, 'content');
+      const r = rejected[0]!;
+      throw new Reply(r.code ?? 451, r.ecode ?? '4.3.0', `message not accepted: ${r.rejected}`, false, 'content');
     }
     smtpDelivered.inc({ kind: this.opts.kind, result: 'delivered' });
     this.log.info('delivered', {
