@@ -34,6 +34,9 @@ export function allowedNames(config: Config, provider: string): Set<string> {
     for (const prefix of ['mta-sts', 'autoconfig', 'autodiscover']) names.add(`${prefix}.${a}`);
     if (d.ClientSettingsDomain) names.add(ascii(d.ClientSettingsDomain));
   }
+  // Sites of the web server.
+  for (const h of config.domains.WebHandlers) names.add(ascii(h.Domain));
+  for (const d of Object.keys(config.domains.WebDomainRedirects)) names.add(ascii(d));
   return names;
 }
 

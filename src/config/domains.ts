@@ -70,6 +70,37 @@ export interface AccountConfig {
   TLSPublicKeys: TLSPublicKey[];
   Routes: Route[];
   JunkFilter?: JunkFilterConfig;
+  OutgoingWebhook?: OutgoingWebhook;
+  IncomingWebhook?: IncomingWebhook;
+  FromIDLoginAddresses: string[];
+  KeepRetiredWebhookPeriod?: string;
+}
+
+/** Where events about the account's outgoing messages are posted; see src/webhook. */
+export interface OutgoingWebhook {
+  URL: string;
+  Authorization?: string;
+  /** Events to post; all when empty. */
+  Events: string[];
+}
+
+/** Where the account's incoming messages are posted. */
+export interface IncomingWebhook {
+  URL: string;
+  Authorization?: string;
+}
+
+/** A handler of the configurable web server; exactly one of the Web* kinds is set. */
+export interface WebHandler {
+  LogName?: string;
+  Domain: string;
+  PathRegexp: string;
+  DontRedirectPlainHTTP: boolean;
+  Compress: boolean;
+  WebStatic?: { StripPrefix?: string; Root: string; ListFiles: boolean; ContinueNotFound: boolean; ResponseHeaders: Record<string, string> };
+  WebRedirect?: { BaseURL?: string; OrigPathRegexp?: string; ReplacePath?: string; StatusCode: number };
+  WebForward?: { StripPath: boolean; URL: string; ResponseHeaders: Record<string, string> };
+  WebInternal?: { BasePath: string; Service: 'admin' | 'account' | 'webmail' | 'webapi' };
 }
 
 /** Junk filtering of incoming mail for an account; see src/junk. */
@@ -99,6 +130,8 @@ export interface TLSPublicKey {
 export interface DomainsConfig {
   Domains: Record<string, DomainConfig>;
   Accounts: Record<string, AccountConfig>;
+  WebDomainRedirects: Record<string, string>;
+  WebHandlers: WebHandler[];
 }
 
 /** Account names become directory names: keep them plain. */
@@ -134,6 +167,27 @@ function checkRegexp(v: string): string | undefined {
     return `invalid regular expression: ${(e as Error).message}`;
   }
 }
+
+/** Milliseconds of a duration such as "90s", "30m", "72h" or "7d", or undefined. */
+export function durationMs(s: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)(s|m|h|d)$/.exec(s);
+  return m ? Number(m[1]) * { s: 1000, m: 60_000, h: 3600_000, d: 86400_000 }[m[2] as 's' | 'm' | 'h' | 'd'] : undefined;
+}
+
+const checkHTTPURL = (v: string) => {
+  try {
+    const u = new URL(v);
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname ? undefined : 'must be an http or https URL';
+  } catch {
+    return 'must be an http or https URL';
+  }
+};
+
+/** Header values must not break the response they are added to. */
+const checkHeaderValue = (v: string) => (/[\r\n\0]/.test(v) ? 'must not contain line breaks' : undefined);
+const checkHeaderName = (k: string) => (/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(k) ? undefined : 'invalid header field name (RFC 9110 5.1)');
+
+export const outgoingEvents = ['delivered', 'suppressed', 'delayed', 'failed', 'relayed', 'expanded', 'canceled', 'unrecognized'] as const;
 
 /** A route chooses a transport for outbound messages, per delivery attempt. */
 export const routeSpec = struct('Route: when all given conditions match, the message is delivered with the transport.', {
@@ -322,10 +376,134 @@ export const domainsSpec: StructSpec = struct('Domains configuration.', {
       ),
       Routes: list('Routes for messages submitted by this account, evaluated first.', routeSpec, { optional: true }),
       JunkFilter: junkFilterSpec,
+      OutgoingWebhook: struct(
+        'Webhook for events about outgoing messages of this account: delivery, failure (also from incoming DSNs), delays and more, posted as JSON with the queue message id, Message-ID, SMTP codes and the Extra data of the submission. Failed posts are retried for about a day. See docs/webapi.md.',
+        {
+          URL: str('URL the events are posted to.', 'https://app.example.com/postern/outgoing', { check: checkHTTPURL }),
+          Authorization: str('Value of the Authorization header of the posts, e.g. "Basic <base64>" with credentials of the application.', 'Basic dXNlcjpwYXNzd29yZA==', {
+            optional: true,
+            check: checkHeaderValue,
+          }),
+          Events: list(`Events to post, all when empty: ${outgoingEvents.join(', ')}.`, str('Event.', 'failed', { values: outgoingEvents }), {
+            optional: true,
+            examples: ['delivered', 'failed'],
+          }),
+        },
+        { optional: true },
+      ),
+      IncomingWebhook: struct(
+        'Webhook for messages delivered to this account: each is posted as JSON with its SMTP envelope, parsed header, MIME structure and first text and HTML part. Fetch the rest with the webapi. DSNs about messages sent with FromIDLoginAddresses are not posted here but become outgoing events.',
+        {
+          URL: str('URL the messages are posted to.', 'https://app.example.com/postern/incoming', { check: checkHTTPURL }),
+          Authorization: str('Value of the Authorization header of the posts.', 'Basic dXNlcjpwYXNzd29yZA==', { optional: true, check: checkHeaderValue }),
+        },
+        { optional: true },
+      ),
+      FromIDLoginAddresses: list(
+        'Addresses of this account whose messages sent with the webapi get a unique SMTP MAIL FROM address per recipient: the localpart, the catch-all separator of the domain and a random id, e.g. jane+k3x9q2...@example.com. A DSN sent back to it is matched with the message and recipient: it becomes a webhook event and, for a permanent failure, puts the recipient on the suppression list. The domain needs a LocalpartCatchallSeparator.',
+        str('Address.', 'jane@example.com'),
+        { optional: true },
+      ),
+      KeepRetiredWebhookPeriod: str('How long delivered and failed webhook posts are kept for "postern queue webhook retired list", e.g. 72h or 7d. Default: Queue.RetiredDays of postern.conf.', '7d', {
+        optional: true,
+        check: (v) => (durationMs(v) === undefined ? 'must be a duration like 30m, 72h or 7d' : undefined),
+      }),
     }),
     { keyCheck: checkAccountName },
   ),
+  WebDomainRedirects: map(
+    'Whole domains redirected to another domain by the web server (WebserverHTTP/WebserverHTTPS of a listener in postern.conf), keeping path and query, with a permanent redirect to HTTPS.',
+    'example.com',
+    str('Domain to redirect to.', 'www.example.com', { check: checkDomain }),
+    { optional: true, keyCheck: checkDomain },
+  ),
+  WebHandlers: list(
+    'Handlers of the web server (WebserverHTTP/WebserverHTTPS of a listener in postern.conf), tried in order on the domain and path of each request, after ACME, MTA-STS and autoconfig and before the services of the port. Changes apply at once.',
+    struct(
+      'Handler: exactly one of WebStatic, WebRedirect, WebForward and WebInternal.',
+      {
+        LogName: str('Name in log lines; default the index in this list.', 'website', { optional: true }),
+        Domain: str('Host name the request must be for.', 'www.example.com', { check: checkDomain }),
+        PathRegexp: str('Regular expression the request path must match; it must start with "^", e.g. "^/" for all paths.', '^/', {
+          check: (v) => (v.startsWith('^') ? checkRegexp(v) : 'must start with ^'),
+        }),
+        DontRedirectPlainHTTP: bool('Serve plain HTTP requests instead of redirecting them to HTTPS.'),
+        Compress: bool('Compress responses with gzip when the client accepts it and the content type is compressible (text, JSON, XML, JavaScript, SVG).'),
+        WebStatic: struct(
+          'Serve static files.',
+          {
+            StripPrefix: str('Path prefix removed from the request path before it is looked up in Root, e.g. "/files/".', '/files/', { optional: true }),
+            Root: str('Directory with the files, relative to the directory of this file.', 'web/www.example.com'),
+            ListFiles: bool('List the files of a directory without index.html.'),
+            ContinueNotFound: bool('When the file does not exist, try the next handler instead of answering 404.'),
+            ResponseHeaders: map('Header fields added to responses.', 'Cache-Control', str('Value.', 'max-age=3600', { check: checkHeaderValue }), {
+              optional: true,
+              keyCheck: checkHeaderName,
+            }),
+          },
+          { optional: true },
+        ),
+        WebRedirect: struct(
+          'Redirect the request.',
+          {
+            BaseURL: str('URL with scheme and host (no path) to redirect to; the request path (or its replacement) and query are kept.', 'https://www.example.org', {
+              optional: true,
+              check: (v) => checkHTTPURL(v) ?? (/^[a-z]+:\/\/[^/?#]+\/?$/i.test(v) ? undefined : 'must not have a path, query or fragment'),
+            }),
+            OrigPathRegexp: str('Regular expression on the request path; with ReplacePath the path is rewritten, and requests not matching get 404.', '^/old/(.*)$', {
+              optional: true,
+              check: (v) => (v.startsWith('^') ? checkRegexp(v) : 'must start with ^'),
+            }),
+            ReplacePath: str('Replacement path, with $1 for the first group of OrigPathRegexp and so on.', '/new/$1', { optional: true }),
+            StatusCode: int('Status code: 301, 302, 303, 307 or 308.', 308, { optional: true, default: 308, min: 301, max: 308 }),
+          },
+          { optional: true },
+        ),
+        WebForward: struct(
+          'Reverse proxy: forward the request to a web server, WebSocket connections included, with X-Forwarded-For, X-Forwarded-Host and X-Forwarded-Proto.',
+          {
+            StripPath: bool('Remove the part of the path matched by PathRegexp before forwarding.'),
+            URL: str('URL of the backend; the request path is appended to its path.', 'http://127.0.0.1:8080/', { check: checkHTTPURL }),
+            ResponseHeaders: map('Header fields added to responses.', 'X-Frame-Options', str('Value.', 'DENY', { check: checkHeaderValue }), {
+              optional: true,
+              keyCheck: checkHeaderName,
+            }),
+          },
+          { optional: true },
+        ),
+        WebInternal: struct(
+          'Serve one of Postern\'s own applications at another path, e.g. the webmail at https://www.example.com/mail/.',
+          {
+            BasePath: str('Path the application is mounted at, starting and ending with "/"; PathRegexp should match it, e.g. "^/mail/".', '/mail/', {
+              check: (v) => (/^\/([^/?#\s]+\/)*$/.test(v) ? undefined : 'must start and end with "/"'),
+            }),
+            Service: str('Application.', 'webmail', { values: ['admin', 'account', 'webmail', 'webapi'] }),
+          },
+          { optional: true },
+        ),
+      },
+      { oneOf: ['WebStatic', 'WebRedirect', 'WebForward', 'WebInternal'] },
+    ),
+    { optional: true },
+  ),
 });
+
+/** Checks across fields of the additions for webhooks, unique MAIL FROM addresses and the web server. */
+export function checkWebConfig(config: DomainsConfig, index: AddressIndex, error: (path: string, message: string) => void): void {
+  for (const [name, acc] of Object.entries(config.Accounts)) {
+    acc.FromIDLoginAddresses.forEach((a, i) => {
+      const p = `Accounts.${name}.FromIDLoginAddresses.${i}`;
+      if (index.loginAccount(a) !== name) error(p, `${a} is not an address of account ${name}`);
+      else if (!config.Domains[normalizeDomain(splitAddress(a)!.domain)!]?.LocalpartCatchallSeparator) error(p, 'the domain of the address needs a LocalpartCatchallSeparator');
+    });
+  }
+  config.WebHandlers.forEach((h, i) => {
+    const r = h.WebRedirect;
+    if (r && !r.BaseURL && !(r.OrigPathRegexp && r.ReplacePath !== undefined)) error(`WebHandlers.${i}.WebRedirect`, 'needs BaseURL, or OrigPathRegexp with ReplacePath');
+    if (r && (r.OrigPathRegexp === undefined) !== (r.ReplacePath === undefined)) error(`WebHandlers.${i}.WebRedirect`, 'OrigPathRegexp and ReplacePath go together');
+    if (r && ![301, 302, 303, 307, 308].includes(r.StatusCode)) error(`WebHandlers.${i}.WebRedirect.StatusCode`, 'must be 301, 302, 303, 307 or 308');
+  });
+}
 
 export const domainsHeader = `Dynamic configuration of Postern: domains.conf.
 Postern reloads this file when it changes; an invalid version is refused and the

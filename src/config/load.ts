@@ -6,7 +6,7 @@ import path from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { Positions, validate, type ConfigError } from './schema.js';
 import { staticSpec, type StaticConfig } from './static.js';
-import { AddressIndex, domainsSpec, splitAddress, normalizeDomain, type DomainsConfig } from './domains.js';
+import { AddressIndex, checkWebConfig, domainsSpec, splitAddress, normalizeDomain, type DomainsConfig } from './domains.js';
 import { Log } from '../log/log.js';
 
 export class ConfigInvalid extends Error {
@@ -121,6 +121,7 @@ export function parseDomains(
         else if (seen.has(canon)) errors.push(pos.error(`${rpath}.Localpart`, `address also configured for account ${seen.get(canon)}`));
       }
     }
+    checkWebConfig(config, index, (p, m) => errors.push(pos.error(p, m)));
     if (postmaster && !config.Accounts[postmaster.Account]) {
       errors.push({ file, line: 1, path: 'Accounts', message: `postmaster account ${postmaster.Account} (postern.conf Postmaster.Account) not configured` });
     }

@@ -40,6 +40,8 @@ export interface MapSpec extends Common {
 export interface StructSpec extends Common {
   kind: 'struct';
   fields: Record<string, Spec>;
+  /** Fields of which exactly one must be given; describe shows all but the first commented out. */
+  oneOf?: string[];
 }
 export type Spec = StringSpec | IntSpec | BoolSpec | ListSpec | MapSpec | StructSpec;
 
@@ -189,6 +191,7 @@ function buildStruct(node: Node | null, spec: StructSpec, path: string, pos: Pos
     else if (fspec.kind === 'list') out[k] = [];
     else if (fspec.kind === 'map') out[k] = {};
   }
+  if (node && spec.oneOf && spec.oneOf.filter((k) => seen.has(k)).length !== 1) errors.push(pos.error(path, `exactly one of ${spec.oneOf.join(', ')} is needed`));
   return out;
 }
 
@@ -248,8 +251,12 @@ function yamlString(s: string): string {
 function describeFields(spec: StructSpec, depth: number, lines: string[]): void {
   const indent = '  '.repeat(depth);
   for (const [name, f] of Object.entries(spec.fields)) {
-    comment(lines, indent, f);
-    describeValue(`${indent}${name}:`, f, depth, lines);
+    const sub: string[] = [];
+    comment(sub, indent, f);
+    describeValue(`${indent}${name}:`, f, depth, sub);
+    // Alternatives to the first field of a oneOf group are shown, but commented out, so the example stays valid.
+    const alt = spec.oneOf?.includes(name) && name !== spec.oneOf[0];
+    lines.push(...(alt ? sub.map((l) => (l.startsWith(`${indent}#`) ? l : `${indent}# ${l.slice(indent.length)}`)) : sub));
   }
 }
 

@@ -65,6 +65,8 @@ export interface Listener {
   MetricsHTTP: WebService;
   AutoconfigHTTPS: TLSWebService;
   MTASTSHTTPS: TLSWebService;
+  WebserverHTTP: ServiceConfig;
+  WebserverHTTPS: ServiceConfig;
   AdminIPs: string[];
 }
 
@@ -341,6 +343,11 @@ export const staticSpec: StructSpec = struct('Static configuration.', {
         'Mail client settings: Thunderbird autoconfig at autoconfig.<domain>/mail/config-v1.1.xml and Microsoft autodiscover at autodiscover.<domain>/autodiscover/autodiscover.xml. The certificate must cover those names',
       ),
       MTASTSHTTPS: tlsWebService('MTA-STS policies (RFC 8461) at mta-sts.<domain>/.well-known/mta-sts.txt. The certificate must cover those names'),
+      WebserverHTTP: service(
+        'Web server over plain HTTP for the WebHandlers and WebDomainRedirects of domains.conf: static files, redirects and reverse proxies, tried before the services on the same port. Requests matching a handler are redirected to HTTPS unless the handler says otherwise',
+        80,
+      ),
+      WebserverHTTPS: service('Web server over HTTPS for the WebHandlers and WebDomainRedirects of domains.conf', 443),
       AdminIPs: list(
         'Client IP addresses or networks allowed to use the admin web pages of this listener. Default: loopback and private networks.',
         str('IP address or network.', '192.168.0.0/16', { check: checkCIDR }),

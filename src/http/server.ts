@@ -12,6 +12,7 @@ import { Log } from '../log/log.js';
 import { fallbackHandlers, firstHandlers, serviceHandler, type ServiceKind, type WebContext } from './router.js';
 import { sendText } from './util.js';
 import { autoconfigHandler, autodiscoverHandler, mtastsHandler } from './wellknown.js';
+import { serveWebHandlers, upgradeWebHandlers } from '../webserver/webserver.js';
 import './services.js';
 
 const log = Log.pkg('http');
@@ -24,6 +25,8 @@ export interface PortPlan {
   services: { kind: ServiceKind; path: string }[];
   mtasts: boolean;
   autoconfig: boolean;
+  /** Serves the WebHandlers and WebDomainRedirects of domains.conf, before the services. */
+  webserver: boolean;
 }
 
 const kinds = ['Account', 'Admin', 'Webmail', 'WebAPI'] as const;
@@ -34,7 +37,7 @@ export function planPorts(name: string, l: Listener, hasCerts: boolean): PortPla
   const use = (what: string, port: number, tls: boolean): PortPlan => {
     if (tls && !hasCerts) throw new Error(`listener ${name}: ${what} needs TLS certificates`);
     let p = ports.get(port);
-    if (!p) ports.set(port, (p = { port, tls, services: [], mtasts: false, autoconfig: false }));
+    if (!p) ports.set(port, (p = { port, tls, services: [], mtasts: false, autoconfig: false, webserver: false }));
     if (p.tls !== tls) throw new Error(`listener ${name}: port ${port} is used both with and without TLS (${what})`);
     return p;
   };
@@ -48,6 +51,8 @@ export function planPorts(name: string, l: Listener, hasCerts: boolean): PortPla
   if (l.MetricsHTTP.Enabled) use('MetricsHTTP', l.MetricsHTTP.Port, false).services.push({ kind: 'Metrics', path: l.MetricsHTTP.Path });
   if (l.AutoconfigHTTPS.Enabled) use('AutoconfigHTTPS', l.AutoconfigHTTPS.Port, !l.AutoconfigHTTPS.NonTLS).autoconfig = true;
   if (l.MTASTSHTTPS.Enabled) use('MTASTSHTTPS', l.MTASTSHTTPS.Port, !l.MTASTSHTTPS.NonTLS).mtasts = true;
+  if (l.WebserverHTTP.Enabled) use('WebserverHTTP', l.WebserverHTTP.Port, false).webserver = true;
+  if (l.WebserverHTTPS.Enabled) use('WebserverHTTPS', l.WebserverHTTPS.Port, true).webserver = true;
   for (const p of ports.values()) {
     p.services.sort((a, b) => b.path.length - a.path.length);
     const paths = p.services.map((s) => s.path);
@@ -63,15 +68,15 @@ function hostOf(req: http.IncomingMessage): string {
   return (m?.[1] ?? '').replace(/\.$/, '');
 }
 
-async function dispatch(app: App, name: string, l: Listener, plan: PortPlan, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+function webContext(app: App, name: string, l: Listener, plan: PortPlan, req: http.IncomingMessage): WebContext | undefined {
   const cid = newCid();
   let url: URL;
   try {
     url = new URL(req.url ?? '/', 'http://localhost');
   } catch {
-    return sendText(res, 400, 'bad request\n');
+    return undefined;
   }
-  const ctx: WebContext = {
+  return {
     app,
     listenerName: name,
     listener: l,
@@ -83,6 +88,12 @@ async function dispatch(app: App, name: string, l: Listener, plan: PortPlan, req
     cid,
     log: log.with({ cid }),
   };
+}
+
+async function dispatch(app: App, name: string, l: Listener, plan: PortPlan, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  const ctx = webContext(app, name, l, plan, req);
+  if (!ctx) return sendText(res, 400, 'bad request\n');
+  const url = ctx.url;
   ctx.log.debug('request', { method: req.method, host: ctx.host, path: url.pathname, remote: ctx.remoteIP });
   for (const h of firstHandlers()) if (await h(req, res, ctx)) return;
   const p = url.pathname;
@@ -91,6 +102,8 @@ async function dispatch(app: App, name: string, l: Listener, plan: PortPlan, req
     if (p === '/mail/config-v1.1.xml' || p === '/.well-known/autoconfig/mail/config-v1.1.xml') return autoconfigHandler(req, res, ctx);
     if (p.toLowerCase() === '/autodiscover/autodiscover.xml') return autodiscoverHandler(req, res, ctx);
   }
+  // As in mox, configured handlers may take over paths of the services on their domains.
+  if (plan.webserver && (await serveWebHandlers(req, res, ctx))) return;
   for (const s of plan.services) {
     if (p + '/' === s.path) {
       res.writeHead(308, { Location: s.path + url.search });
@@ -128,6 +141,19 @@ export async function startWeb(
           });
         };
         const server = plan.tls ? https.createServer({ ...certs!.serverOptions(), ALPNProtocols: ['http/1.1'] }, onRequest) : http.createServer(onRequest);
+        if (plan.webserver) {
+          // WebSocket connections for reverse-proxied sites; other upgrades are ignored (RFC 9110 7.8) and answered as plain requests.
+          server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+            const ctx = webContext(app, name, l, plan, req);
+            if (ctx && upgradeWebHandlers(req, socket, head, ctx)) return;
+            socket.on('error', () => socket.destroy());
+            const res = new http.ServerResponse(req);
+            res.shouldKeepAlive = false;
+            res.assignSocket(socket);
+            res.on('finish', () => socket.end());
+            onRequest(req, res);
+          });
+        }
         // Slow clients must not hold sockets forever.
         server.headersTimeout = 30_000;
         server.requestTimeout = 0;
