@@ -162,6 +162,7 @@ export class Account extends EventEmitter {
   private modseq: number;
   private pending: Pending[] = [];
   private flushScheduled = false;
+  private lastFlush = -Infinity;
   private readonly log: Log;
   private readonly stmts;
 
@@ -326,12 +327,16 @@ export class Account extends EventEmitter {
       this.pending.push({ file, opts, resolve, reject });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
-        setImmediate(() => this.flush());
+        // Under load (a commit just happened), wait a moment so more deliveries share the next
+        // commit; otherwise commit at once.
+        if (performance.now() - this.lastFlush < 5) setTimeout(() => this.flush(), 2);
+        else setImmediate(() => this.flush());
       }
     });
   }
 
   private flush(): void {
+    this.lastFlush = performance.now();
     const batch = this.pending;
     this.pending = [];
     this.flushScheduled = false;
