@@ -5,6 +5,7 @@ import type { CtlHandler } from '../ctl/ctl.js';
 import type { Delivery } from './deliver.js';
 import type { Filter, QueueMsg } from './store.js';
 import { sendTLSReports } from './tlsreports.js';
+import { removedFromQueue } from '../webhook/events.js';
 
 const str = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
 
@@ -82,6 +83,7 @@ export function queueHandlers(app: App, delivery: Delivery): Map<string, CtlHand
     const keep = app.config.static_.Queue.RetiredDays * 86400_000;
     const text = 'delivery failed by the administrator';
     q.retire(ms, false, text, now, keep, false);
+    removedFromQueue(app, ms, 'failed', text);
     const byFile = new Map<number, QueueMsg[]>();
     for (const m of ms) byFile.set(m.fileid, [...(byFile.get(m.fileid) ?? []), m]);
     for (const group of byFile.values()) {
@@ -98,6 +100,7 @@ export function queueHandlers(app: App, delivery: Delivery): Map<string, CtlHand
   h.set('queue drop', (args) => {
     const ms = select(args, true);
     q.remove(ids(ms));
+    removedFromQueue(app, ms, 'canceled', 'removed from the queue by the administrator');
     return ms.length;
   });
   h.set('queue dump', async (args) => {

@@ -27,6 +27,8 @@ import { chooseTransport, checkTransports, type Chosen } from './route.js';
 import { dialSocks, dialTCP } from './dial.js';
 import { composeDSN, type Action, type DSNRecipient } from './dsn.js';
 import { recordTLSResult, sendTLSReports } from './tlsreports.js';
+import { suppressionLookup } from './suppression.js';
+import { deliveryResult } from '../webhook/events.js';
 
 const log = Log.pkg('queue');
 
@@ -44,7 +46,7 @@ export function backoff(attempts: number): number {
 /** What happened to one recipient in an attempt. */
 type Outcome =
   | { kind: 'delivered'; mta?: string; reply?: string }
-  | { kind: 'permanent' | 'temporary'; status: string; diag: string; smtp: boolean; mta?: string };
+  | { kind: 'permanent' | 'temporary'; status: string; diag: string; smtp: boolean; mta?: string; suppressed?: boolean };
 
 type Failure = Extract<Outcome, { status: string }>;
 
@@ -198,14 +200,19 @@ export class Delivery {
       // Recorded at once: a delivered message must not be sent again after a crash.
       this.record(ms, o);
     };
+    // Recipients on the account's suppression list fail without an attempt.
+    const suppressed = msgs.filter((m) => m.sender !== '' && suppressionLookup(q, m.account, m.recipient));
+    if (suppressed.length) settle(suppressed, { kind: 'permanent', status: '5.7.1', diag: 'recipient address is on the suppression list of the account', smtp: false, suppressed: true });
+    const send = msgs.filter((m) => !suppressed.includes(m));
+    if (send.length === 0) return this.afterAttempt(msgs, outcomes);
     try {
       const t = chosen.transport;
-      if (chosen.name.startsWith('\0')) settle(msgs, temporary('4.3.5', chosen.name.slice(1)));
+      if (chosen.name.startsWith('\0')) settle(send, temporary('4.3.5', chosen.name.slice(1)));
       else if (t?.Fail) {
         const code = t.Fail.SMTPCode;
-        settle(msgs, { kind: code >= 500 ? 'permanent' : 'temporary', status: `${Math.floor(code / 100)}.0.0`, diag: `${code} ${t.Fail.SMTPMessage}`, smtp: false });
-      } else if (t?.Submissions || t?.Submission || t?.SMTP) await this.smarthost(msgs, t, settle);
-      else await this.direct(domain, msgs, t, settle);
+        settle(send, { kind: code >= 500 ? 'permanent' : 'temporary', status: `${Math.floor(code / 100)}.0.0`, diag: `${code} ${t.Fail.SMTPMessage}`, smtp: false });
+      } else if (t?.Submissions || t?.Submission || t?.SMTP) await this.smarthost(send, t, settle);
+      else await this.direct(domain, send, t, settle);
     } catch (e) {
       dlog.error('delivery failed unexpectedly', e as Error);
     }
@@ -223,6 +230,7 @@ export class Delivery {
     if (o.kind === 'delivered') {
       q.retire(exist, true, null, now, keep, false);
       for (const m of exist) log.info('delivered', { id: m.id, recipient: m.recipient, mta: o.mta });
+      deliveryResult(this.app, exist, { kind: 'delivered', final: true, reply: o.reply });
       return;
     }
     const detail = JSON.stringify({ status: o.status, mta: o.mta, diag: o.diag, smtp: o.smtp });
@@ -233,6 +241,7 @@ export class Delivery {
       if (giveUp) q.retire([m], false, o.diag, now, keep, false);
       else q.update([m.id], { lasterror: o.diag, lastdetail: detail });
       log.info(giveUp ? 'delivery failed' : 'delivery deferred', { id: m.id, recipient: m.recipient, attempts: m.attempts, error: o.diag });
+      deliveryResult(this.app, [m], { kind: o.kind, final: giveUp, suppressed: o.suppressed, status: o.status, diag: o.diag, smtp: o.smtp });
     }
   }
 

@@ -94,6 +94,70 @@ const schema = [
   ) STRICT;
   CREATE INDEX tlsresult_day ON tlsresult (day);
   `,
+  `
+  -- Unique id in the MAIL FROM address (FromIDLoginAddresses), and metadata of the submitter as a
+  -- JSON object of strings; both go into webhooks about the message.
+  ALTER TABLE msg ADD COLUMN fromid TEXT NOT NULL DEFAULT '';
+  ALTER TABLE msg ADD COLUMN extra TEXT NOT NULL DEFAULT '{}';
+  ALTER TABLE retired ADD COLUMN fromid TEXT NOT NULL DEFAULT '';
+  ALTER TABLE retired ADD COLUMN extra TEXT NOT NULL DEFAULT '{}';
+  CREATE INDEX msg_fromid ON msg (fromid) WHERE fromid != '';
+  CREATE INDEX retired_fromid ON retired (fromid) WHERE fromid != '';
+  -- Addresses an account does not send to; see suppression.ts.
+  CREATE TABLE suppression (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created INTEGER NOT NULL,
+    account TEXT NOT NULL,
+    baseaddress TEXT NOT NULL,
+    originaladdress TEXT NOT NULL,
+    manual INTEGER NOT NULL DEFAULT 0,
+    reason TEXT NOT NULL DEFAULT '',
+    UNIQUE (account, baseaddress)
+  ) STRICT;
+  -- Webhook posts waiting for (another) attempt; see src/webhook.
+  CREATE TABLE hook (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account TEXT NOT NULL,
+    url TEXT NOT NULL,
+    auth TEXT NOT NULL DEFAULT '',
+    incoming INTEGER NOT NULL,
+    -- For outgoing events: the queue message, its ids and the event.
+    queuemsgid INTEGER NOT NULL DEFAULT 0,
+    fromid TEXT NOT NULL DEFAULT '',
+    messageid TEXT NOT NULL DEFAULT '',
+    subject TEXT NOT NULL DEFAULT '',
+    event TEXT NOT NULL DEFAULT '',
+    payload TEXT NOT NULL,
+    submitted INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    nextattempt INTEGER NOT NULL,
+    -- JSON list of attempts: {start, duration, success, code, error, response}.
+    results TEXT NOT NULL DEFAULT '[]'
+  ) STRICT;
+  CREATE INDEX hook_next ON hook (nextattempt);
+  CREATE INDEX hook_msg ON hook (account, queuemsgid);
+  CREATE TABLE hookretired (
+    id INTEGER PRIMARY KEY,
+    account TEXT NOT NULL,
+    url TEXT NOT NULL,
+    incoming INTEGER NOT NULL,
+    queuemsgid INTEGER NOT NULL,
+    fromid TEXT NOT NULL,
+    messageid TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    event TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    submitted INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    results TEXT NOT NULL,
+    success INTEGER NOT NULL,
+    -- The newer hook about the same message that made this one unnecessary, 0 if none.
+    supersededby INTEGER NOT NULL DEFAULT 0,
+    retired INTEGER NOT NULL,
+    keepuntil INTEGER NOT NULL
+  ) STRICT;
+  CREATE INDEX hookretired_keep ON hookretired (keepuntil);
+  `,
 ];
 
 export interface QueueRecipient {
@@ -121,6 +185,10 @@ export interface EnqueueOptions {
   /** Attempts before giving up; the configured maximum when absent. */
   maxAttempts?: number;
   isTLSReport?: boolean;
+  /** Unique id in the sender address, for matching DSNs and webhooks. */
+  fromId?: string;
+  /** Metadata of the submitter, passed on in webhooks. */
+  extra?: Record<string, string>;
 }
 
 export interface QueueMsg {
@@ -154,6 +222,9 @@ export interface QueueMsg {
   prefix?: Buffer;
   delaydsn: number;
   istlsreport: number;
+  fromid: string;
+  /** JSON object of strings. */
+  extra: string;
 }
 
 export interface HoldRule {
@@ -180,6 +251,8 @@ export interface RetiredMsg {
   lasterror: string | null;
   retired: number;
   keepuntil: number;
+  fromid: string;
+  extra: string;
 }
 
 /** Selects queued messages; all given fields must match. */
@@ -254,8 +327,8 @@ export class QueueStore extends EventEmitter {
       fsyncDir(path.dirname(dst));
       const ins = this.db.prepare(
         `INSERT INTO msg (fileid, created, account, sender, recipient, recipientdomain, size, prefix, has8bit, smtputf8, requiretls,
-          dsnret, dsnenvid, dsnnotify, dsnorcpt, futurerelease, nextattempt, messageid, subject, maxattempts, istlsreport, hold)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          dsnret, dsnenvid, dsnnotify, dsnorcpt, futurerelease, nextattempt, messageid, subject, maxattempts, istlsreport, hold, fromid, extra)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       );
       const rules = this.holdRules();
       for (const r of o.recipients) {
@@ -283,6 +356,8 @@ export class QueueStore extends EventEmitter {
           o.maxAttempts ?? this.maxAttempts,
           o.isTLSReport ? 1 : 0,
           held ? 1 : 0,
+          o.fromId ?? '',
+          JSON.stringify(o.extra ?? {}),
         );
         ids.push(Number(info.lastInsertRowid));
       }
@@ -338,12 +413,12 @@ export class QueueStore extends EventEmitter {
   /** Moves delivered or failed recipients to the retired list and removes them from the queue. */
   retire(msgs: QueueMsg[], success: boolean, lasterror: string | null, now: number, keepMs: number, removeFiles = true): void {
     const ins = this.db.prepare(
-      `INSERT OR REPLACE INTO retired (id, created, account, sender, recipient, recipientdomain, size, messageid, subject, attempts, transport, success, lasterror, retired, keepuntil)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT OR REPLACE INTO retired (id, created, account, sender, recipient, recipientdomain, size, messageid, subject, attempts, transport, success, lasterror, retired, keepuntil, fromid, extra)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.db.transaction(() => {
       for (const m of msgs) {
-        ins.run(m.id, m.created, m.account, m.sender, m.recipient, m.recipientdomain, m.size, m.messageid, m.subject, m.attempts, m.transport, success ? 1 : 0, lasterror, now, now + keepMs);
+        ins.run(m.id, m.created, m.account, m.sender, m.recipient, m.recipientdomain, m.size, m.messageid, m.subject, m.attempts, m.transport, success ? 1 : 0, lasterror, now, now + keepMs, m.fromid ?? '', m.extra ?? '{}');
       }
       this.db.prepare('DELETE FROM retired WHERE keepuntil < ?').run(now);
       for (const m of msgs) this.db.prepare('DELETE FROM msg WHERE id = ?').run(m.id);

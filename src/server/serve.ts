@@ -25,6 +25,8 @@ import { dropPrivileges } from './privdrop.js';
 import { startWeb } from '../http/server.js';
 import { webState } from '../http/services.js';
 import type { Listener } from '../config/static.js';
+import { Webhooks } from '../webhook/hooks.js';
+import { webhookHandlers } from '../webhook/ctl.js';
 
 const log = Log.pkg('serve');
 
@@ -89,6 +91,7 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
   const sockets = new Set<net.Socket>();
   const listening: Running['listening'] = [];
 
+  const webhooks = new Webhooks(app);
   const dmarcReporter = new DMARCReporter(app);
   let stopResolve!: () => void;
   const stopped = new Promise<void>((r) => (stopResolve = r));
@@ -107,6 +110,7 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
       for (const s of sockets) s.destroy();
       await ctl.close();
       await delivery.close();
+      await webhooks.close();
       junk.close();
       closeReportStore(app);
       store.close();
@@ -134,6 +138,7 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
   handlers.set('ping', () => 'pong');
   handlers.set('metrics', () => registry.metrics());
   for (const [name, h] of queueCtl) handlers.set(name, h);
+  for (const [name, h] of webhookHandlers(app)) handlers.set(name, h);
   for (const [name, h] of opsHandlers(app)) handlers.set(name, h);
   observeQueue(app.queue);
   for (const [name, h] of junk.handlers()) handlers.set(name, h);
@@ -173,6 +178,7 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
   junk.start();
   // localserve delivers every recipient locally: nothing is queued there.
   if (!app.localserve) delivery.start();
+  webhooks.start();
   dmarcReporter.start();
   log.info('postern started', { hostname: config.static_.Hostname, localserve: app.localserve });
   return { app, listening, stopped, stop };

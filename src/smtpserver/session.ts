@@ -27,6 +27,7 @@ import type { IprevResult } from '../dmarc/authres.js';
 import type { VerifyResult as SPFVerify } from '../spf/evaluate.js';
 import { smtpConnections, smtpDelivered, smtpRejected, observeSMTPCommand } from '../metrics/metrics.js';
 import { Log } from '../log/log.js';
+import { incomingDelivered } from '../webhook/events.js';
 
 export type Kind = 'smtp' | 'submission' | 'submissions';
 
@@ -802,13 +803,25 @@ export class Session {
           if (v.action === 'accept' && v.mailbox && !this.app.localserve) mailbox = v.mailbox;
         }
         const received = Buffer.from(this.received(tx, id, t.rcpts.length === 1 && tx.rcpts.length === 1 ? pathString(t.rcpts[0]!.path) : undefined));
-        await this.app.store.account(t.account).deliver(file, {
-          mailbox,
-          prefix: Buffer.concat([received, extra]),
-          received: this.app.clock.now(),
-          part: shiftPart(base, received.length),
-          meta,
-        });
+        const now = this.app.clock.now();
+        const part = shiftPart(base, received.length);
+        const d = await this.app.store.account(t.account).deliver(file, { mailbox, prefix: Buffer.concat([received, extra]), received: now, part, meta });
+        if (meta) {
+          incomingDelivered(this.app, {
+            account: t.account,
+            msgId: d.id,
+            mailbox,
+            rcptTo: t.rcpts.map((r) => pathString(r.path)),
+            mailFrom,
+            remoteIP: this.remoteIP,
+            message: () => Buffer.concat([received, extra, msg]),
+            part,
+            received: now,
+            mailFromValidated: !!meta.mailFromValidated,
+            msgFromValidated: !!meta.msgFromValidated,
+            dkimDomains: meta.dkimDomains ?? [],
+          });
+        }
         return { t, rejected: undefined, code: undefined, ecode: undefined };
       }),
     );
