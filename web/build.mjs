@@ -10,7 +10,7 @@ import { build } from 'esbuild';
 const web = path.dirname(fileURLToPath(import.meta.url));
 const root = path.dirname(web);
 const out = path.join(root, 'dist', 'web');
-const apps = ['admin', 'account'];
+const apps = ['admin', 'account', 'webmail'];
 
 execFileSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(web, 'tsconfig.json')], { stdio: 'inherit' });
 fs.mkdirSync(out, { recursive: true });
@@ -24,4 +24,4 @@ await build({
   legalComments: 'none',
   logLevel: 'warning',
 });
-for (const f of [...apps.map((a) => `${a}.html`), 'style.css']) fs.copyFileSync(path.join(web, f), path.join(out, f));
+for (const f of [...apps.map((a) => `${a}.html`), 'style.css', 'webmail.css']) fs.copyFileSync(path.join(web, f), path.join(out, f));

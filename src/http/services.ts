@@ -7,6 +7,7 @@ import { Sessions, WebAuth } from './session.js';
 import { sendText } from './util.js';
 import { adminApp } from './admin.js';
 import { accountApp } from './account.js';
+import '../webmail/webmail.js';
 
 export interface WebState {
   sessions: Sessions;

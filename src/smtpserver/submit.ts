@@ -9,6 +9,12 @@ import { formatDate } from '../smtp/received.js';
 import { fromAddresses } from './rules.js';
 import { splitAddress, normalizeDomain } from '../config/domains.js';
 import type { Config } from '../config/load.js';
+import type { Destination } from '../config/domains.js';
+import type { App } from '../server/app.js';
+import { asciiDomain } from '../smtp/address.js';
+import { organizationalDomain } from '../dmarc/lookup.js';
+import { parseMessage } from '../message/part.js';
+import { quotaAllows } from '../store/mailboxops.js';
 import { Log } from '../log/log.js';
 
 const log = Log.pkg('smtpserver');
@@ -79,4 +85,95 @@ export async function prepareSubmission(config: Config, account: string, msg: Bu
     }
   }
   return { prefix: Buffer.from(signatures + added), header, messageId, subject: header.get('subject')?.value ?? '' };
+}
+
+export interface SubmitMessage {
+  account: string;
+  /** Envelope sender (MAIL FROM). */
+  mailFrom: string;
+  /** Envelope recipients. */
+  recipients: string[];
+  msg: Buffer;
+  /** The Received header field for a copy going to a recipient (undefined: several), ending in CRLF. */
+  received(recipient: string | undefined): string;
+  /** A recipient address has a non-ASCII localpart (RFC 6531). */
+  smtputf8?: boolean;
+}
+
+export interface SubmitResult {
+  messageId: string;
+  /** Header lines to put before the message, as for SMTP submission: DKIM signatures, added fields. */
+  prefix: Buffer;
+  delivered: string[];
+  queued: string[];
+}
+
+/**
+ * Submits a message composed by a client other than an SMTP one (webmail): the same checks and
+ * DKIM signing as SMTP submission, delivery into local accounts and queueing for the others.
+ * Quotas of local recipients are checked before anything is delivered or queued, so a refused
+ * message went nowhere.
+ */
+export async function submitMessage(app: App, o: SubmitMessage): Promise<SubmitResult> {
+  const now = app.clock.now();
+  // localserve accepts any From, as its SMTP submission does.
+  const sub = await prepareSubmission(app.config, o.account, o.msg, new Date(now), !app.localserve);
+  const local: { address: string; account: string; destination: Destination }[] = [];
+  const remote: string[] = [];
+  for (const address of o.recipients) {
+    const r = app.config.addresses.lookup(address);
+    if (app.localserve) {
+      // As localserve's SMTP: every recipient is the local account.
+      local.push({ address, account: r?.account ?? Object.keys(app.config.domains.Accounts)[0] ?? 'postern', destination: r?.destination ?? { Mailbox: 'Inbox', Rulesets: [] } });
+    } else if (r) local.push({ address, account: r.account, destination: r.destination });
+    else if (app.config.addresses.isLocalDomain(address.slice(address.lastIndexOf('@') + 1))) throw new SubmitError(`no such user: ${address}`);
+    else remote.push(address);
+  }
+  const targets = new Map<string, { account: string; mailbox: string; rcpts: string[] }>();
+  for (const r of local) {
+    const k = `${r.account}\0${r.destination.Mailbox}`;
+    const t = targets.get(k) ?? { account: r.account, mailbox: r.destination.Mailbox, rcpts: [] };
+    t.rcpts.push(r.address);
+    targets.set(k, t);
+  }
+  for (const t of targets.values()) {
+    const limit = app.config.domains.Accounts[t.account]?.QuotaMessageSize ?? 0;
+    if (!quotaAllows(app.store.account(t.account), limit, o.msg.length + sub.prefix.length + 1024)) throw new SubmitError(`mailbox of ${t.rcpts[0]} is full`);
+  }
+  const file = await app.store.writeTemp(o.msg);
+  try {
+    // Replies from people the account wrote to are from known correspondents (reputation).
+    app.store.account(o.account).recordRecipients(
+      o.recipients.map((a) => {
+        const domain = asciiDomain(a.slice(a.lastIndexOf('@') + 1));
+        return { address: a, domain, orgDomain: organizationalDomain(domain) };
+      }),
+      now,
+    );
+    if (remote.length) {
+      app.queue.enqueue(file, {
+        account: o.account,
+        sender: o.mailFrom,
+        recipients: remote.map((a) => ({ address: a, domain: asciiDomain(a.slice(a.lastIndexOf('@') + 1)) })),
+        prefix: Buffer.concat([Buffer.from(o.received(remote.length === 1 ? remote[0] : undefined)), sub.prefix]),
+        has8bit: o.msg.some((b) => b > 127),
+        smtputf8: o.smtputf8 ?? false,
+        requireTLS: /^TLS-Required:\s*No\s*$/im.test(sub.header.get('tls-required')?.raw.toString('latin1') ?? '') ? false : null,
+        nextAttempt: now,
+        messageId: sub.messageId,
+        subject: sub.subject,
+      });
+      log.info('queued', { account: o.account, from: o.mailFrom, rcpts: remote });
+    }
+    // The structure of the file; delivery moves its offsets past the prefix.
+    const part = parseMessage(o.msg);
+    for (const t of targets.values()) {
+      const received = Buffer.from(o.received(t.rcpts.length === 1 && o.recipients.length === 1 ? t.rcpts[0] : undefined));
+      await app.store.account(t.account).deliver(file, { mailbox: t.mailbox, prefix: Buffer.concat([received, sub.prefix]), received: now, part });
+    }
+    if (local.length) log.info('delivered', { account: o.account, from: o.mailFrom, rcpts: local.map((r) => r.address) });
+  } finally {
+    await fs.promises.rm(file.path, { force: true });
+  }
+  return { messageId: sub.messageId, prefix: sub.prefix, delivered: local.map((r) => r.address), queued: remote };
 }
