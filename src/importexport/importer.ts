@@ -74,6 +74,7 @@ export class Importer {
   readonly tmpDir: string;
   private readonly every: number;
   private nextReport: number;
+  private reported = 0;
 
   constructor(
     readonly acc: Account,
@@ -125,7 +126,8 @@ export class Importer {
             mailbox: m.mailbox,
             flags: m.flags,
             keywords: m.keywords,
-            received: m.received,
+            // File times have sub-millisecond precision; the index keeps milliseconds.
+            received: m.received === undefined ? undefined : Math.floor(m.received),
             part,
             meta: {
               mailFrom: m.mailFrom,
@@ -144,10 +146,15 @@ export class Importer {
     } finally {
       await Promise.all(files.map((f) => fsp.rm(f.path, { force: true })));
     }
-    if (this.result.messages >= this.nextReport) {
-      this.o.onProgress?.({ imported: this.result.messages, mailbox: items[items.length - 1]!.mailbox });
-      this.nextReport = (Math.floor(this.result.messages / this.every) + 1) * this.every;
-    }
+    this.report(items[items.length - 1]!.mailbox);
+  }
+
+  /** Reports progress each time another progressEvery messages are stored, and at the end. */
+  private report(mailbox: string, final = false): void {
+    if (this.result.messages === this.reported || (!final && this.result.messages < this.nextReport)) return;
+    this.reported = this.result.messages;
+    this.o.onProgress?.({ imported: this.result.messages, mailbox });
+    this.nextReport = (Math.floor(this.result.messages / this.every) + 1) * this.every;
   }
 
   /** Adds keywords to stored messages (from a dovecot-keywords file read after them). */
@@ -164,7 +171,7 @@ export class Importer {
 
   async finish(): Promise<ImportResult> {
     await this.flush();
-    this.o.onProgress?.({ imported: this.result.messages, mailbox: '' });
+    this.report('', true);
     return this.result;
   }
 }
@@ -302,7 +309,7 @@ async function collect(body: AsyncIterable<Buffer>, max: number): Promise<Buffer
  * (into opts.mailbox, default Inbox), recognized by their first bytes. A zip is first
  * written to a temporary file: its directory is at the end.
  */
-export async function importArchive(acc: Account, input: AsyncIterable<Buffer>, o: ImportOptions & { mailbox?: string } = {}): Promise<ImportResult> {
+export async function importArchive(acc: Account, input: AsyncIterable<Buffer> | Iterable<Buffer>, o: ImportOptions & { mailbox?: string } = {}): Promise<ImportResult> {
   const imp = new Importer(acc, o);
   const a = new ArchiveImport(imp, o);
   const pull = new Pull(input);

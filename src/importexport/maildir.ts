@@ -140,6 +140,6 @@ export async function* readMaildir(dir: string): AsyncGenerator<MaildirMessage> 
     if (!st.isFile()) continue;
     // Messages in new/ have no info yet (and no flags), whatever their name says.
     const { flags, keywords } = f.sub === 'cur' ? infoFlags(maildirInfo(f.name), keywordNames) : { flags: 0, keywords: [] };
-    yield { data: await fsp.readFile(p), flags, keywords, received: st.mtimeMs, name: f.name };
+    yield { data: await fsp.readFile(p), flags, keywords, received: Math.floor(st.mtimeMs), name: f.name };
   }
 }

@@ -36,10 +36,10 @@ export async function endStream(out: Writable): Promise<void> {
 export class Pull {
   private buf: Buffer = Buffer.alloc(0);
   private done = false;
-  private readonly it: AsyncIterator<Buffer | string>;
+  private readonly it: AsyncIterator<Buffer | string> | Iterator<Buffer | string>;
 
-  constructor(input: AsyncIterable<Buffer | string>) {
-    this.it = input[Symbol.asyncIterator]();
+  constructor(input: AsyncIterable<Buffer | string> | Iterable<Buffer | string>) {
+    this.it = Symbol.asyncIterator in input ? input[Symbol.asyncIterator]() : input[Symbol.iterator]();
   }
 
   private async more(): Promise<boolean> {

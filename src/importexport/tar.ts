@@ -157,7 +157,7 @@ function paxRecords(data: Buffer): Map<string, string> {
 }
 
 /** Entries of a tar stream, in order, with their data streamed. */
-export async function* readTar(input: AsyncIterable<Buffer>): AsyncGenerator<TarEntry> {
+export async function* readTar(input: AsyncIterable<Buffer> | Iterable<Buffer>): AsyncGenerator<TarEntry> {
   const pull = new Pull(input);
   let longName: string | undefined;
   let pax = new Map<string, string>();
