@@ -768,7 +768,8 @@ export class Session {
   /** Delivers to local accounts: one copy per account and mailbox, whatever the number of addresses. */
   private async deliverLocal(tx: Transaction, file: MsgFile, msg: Buffer, id: string, mailFrom: string, extra: Buffer, a?: Analysis, junkAll = false): Promise<void> {
     const header = a?.header;
-    const base = parseMessage(Buffer.concat([extra, msg]));
+    // Structure of the message file: delivery moves its offsets past the prefix it stores.
+    const base = parseMessage(msg);
     const meta = a ? this.messageMeta(a, mailFrom, tx) : undefined;
     const targets = new Map<string, { account: string; mailbox: string; rcpts: Recipient[] }>();
     for (const r of tx.rcpts) {
@@ -804,8 +805,9 @@ export class Session {
         }
         const received = Buffer.from(this.received(tx, id, t.rcpts.length === 1 && tx.rcpts.length === 1 ? pathString(t.rcpts[0]!.path) : undefined));
         const now = this.app.clock.now();
-        const part = shiftPart(base, received.length);
-        const d = await this.app.store.account(t.account).deliver(file, { mailbox, prefix: Buffer.concat([received, extra]), received: now, part, meta });
+        const prefix = Buffer.concat([received, extra]);
+        const part = shiftPart(base, prefix.length);
+        const d = await this.app.store.account(t.account).deliver(file, { mailbox, prefix, received: now, part: base, meta });
         if (meta) {
           incomingDelivered(this.app, {
             account: t.account,
