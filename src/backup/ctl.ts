@@ -44,7 +44,7 @@ export function opsHandlers(app: App): Map<string, CtlHandler> {
     if (typeof source !== 'string' || !path.isAbsolute(source)) throw new Error('import needs an absolute path of the maildir or mbox file');
     // The junk service follows the account's changes: imported $Junk/$NotJunk messages train it.
     const o: ImportOptions = {
-      onProgress: (p) => send({ progress: p.imported }),
+      onProgress: (p) => !p.done && send({ progress: p.imported }),
       quota: app.config.domains.Accounts[acc.name]?.QuotaMessageSize ?? 0,
       tmpDir: app.store.tmpDir,
     };

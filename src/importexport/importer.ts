@@ -26,6 +26,8 @@ export interface ImportProgress {
   imported: number;
   /** Mailbox of the latest message. */
   mailbox: string;
+  /** The last report: the import is complete. */
+  done: boolean;
 }
 
 export interface ImportOptions {
@@ -151,9 +153,9 @@ export class Importer {
 
   /** Reports progress each time another progressEvery messages are stored, and at the end. */
   private report(mailbox: string, final = false): void {
-    if (this.result.messages === this.reported || (!final && this.result.messages < this.nextReport)) return;
+    if (!final && (this.result.messages === this.reported || this.result.messages < this.nextReport)) return;
     this.reported = this.result.messages;
-    this.o.onProgress?.({ imported: this.result.messages, mailbox });
+    this.o.onProgress?.({ imported: this.result.messages, mailbox, done: final });
     this.nextReport = (Math.floor(this.result.messages / this.every) + 1) * this.every;
   }
 

@@ -74,11 +74,11 @@ open(os.path.join(os.environ['MD'], 'tmp', '1.unfinished'), 'w').write('partial 
   const store = newStore();
   try {
     const acc = store.account('jane');
-    const progress: number[] = [];
-    const r = await importMaildir(acc, md, 'Imported/Python', { onProgress: (p) => progress.push(p.imported), progressEvery: 3 });
+    const progress: string[] = [];
+    const r = await importMaildir(acc, md, 'Imported/Python', { onProgress: (p) => progress.push(`${p.imported}${p.done ? ' done' : ''}`), progressEvery: 3 });
     assert.equal(r.messages, specs.length);
-    // Messages are stored in batches; progress is reported after a batch, once per count.
-    assert.deepEqual(progress, [specs.length]);
+    // Messages are stored in batches; progress is reported after a batch, and at the end.
+    assert.deepEqual(progress, [`${specs.length}`, `${specs.length} done`]);
     const got = await state(acc, 'Imported/Python');
     assert.ok(acc.mailbox('Imported'), 'parent mailbox created');
     // Python names files by delivery time, so import order is the order they were written.
