@@ -18,6 +18,8 @@ const log = Log.pkg('acme');
 const DAY = 86400_000;
 /** After a failure, names are not requested again on demand for this long (CA rate limits). */
 const FAILURE_PAUSE = 10 * 60_000;
+/** Longest a TLS handshake waits for a certificate being obtained. */
+const ON_DEMAND_WAIT = 20_000;
 
 export type KeyType = 'ecdsap256' | 'rsa2048';
 
@@ -132,7 +134,11 @@ export class AcmeManager extends EventEmitter implements CertProvider {
     if (!this.o.allowed().has(name)) return undefined;
     const failedAt = this.failed.get(name);
     if (failedAt !== undefined && this.now() - failedAt < FAILURE_PAUSE) return undefined;
-    return this.obtain(name).catch(() => undefined);
+    // A client waits in its handshake while the certificate is requested, but not for long: a
+    // slow or unreachable CA gets the default certificate served meanwhile.
+    let timer: NodeJS.Timeout | undefined;
+    const wait = new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ON_DEMAND_WAIT)));
+    return Promise.race([this.obtain(name).catch(() => undefined), wait]).finally(() => clearTimeout(timer));
   }
 
   /** The tls-alpn-01 challenge certificate for a name being validated. */
