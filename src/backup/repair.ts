@@ -67,9 +67,9 @@ export function fixUIDMeta(acc: Account): string[] {
     const out: string[] = [];
     for (const mb of acc.mailboxes()) {
       const max = acc.db
-        .prepare('SELECT max(coalesce((SELECT max(uid) FROM message WHERE mailbox_id = ?1), 0), coalesce((SELECT max(uid) FROM expunged WHERE mailbox_id = ?1), 0))')
+        .prepare('SELECT max(coalesce((SELECT max(uid) FROM message WHERE mailbox_id = ?), 0), coalesce((SELECT max(uid) FROM expunged WHERE mailbox_id = ?), 0))')
         .pluck()
-        .get(mb.id) as number;
+        .get(mb.id, mb.id) as number;
       if (mb.uidnext <= max) {
         acc.db.prepare('UPDATE mailbox SET uidnext = ? WHERE id = ?').run(max + 1, mb.id);
         out.push(`${mb.name}: UIDNEXT ${mb.uidnext} -> ${max + 1}`);
@@ -171,9 +171,9 @@ export function recalculateMailboxCounts(acc: Account): string[] {
         out.push(`${mb.name}: keywords added to the mailbox's list: ${missing.join(' ')}`);
       }
       const maxModseq = acc.db
-        .prepare('SELECT max(coalesce((SELECT max(modseq) FROM message WHERE mailbox_id = ?1), 0), coalesce((SELECT max(modseq) FROM expunged WHERE mailbox_id = ?1), 0))')
+        .prepare('SELECT max(coalesce((SELECT max(modseq) FROM message WHERE mailbox_id = ?), 0), coalesce((SELECT max(modseq) FROM expunged WHERE mailbox_id = ?), 0))')
         .pluck()
-        .get(mb.id) as number;
+        .get(mb.id, mb.id) as number;
       if (maxModseq > mb.highestmodseq) {
         acc.db.prepare('UPDATE mailbox SET highestmodseq = ? WHERE id = ?').run(maxModseq, mb.id);
         out.push(`${mb.name}: HIGHESTMODSEQ ${mb.highestmodseq} -> ${maxModseq}`);
