@@ -8,6 +8,7 @@ import { acmeManager, stopACME } from '../acme/setup.js';
 import '../acme/http.js';
 import { DMARCReporter } from '../reports/send.js';
 import { closeReportStore } from '../reports/incoming.js';
+import { startUpdateChecks } from '../quickstart/updates.js';
 import { listenSMTP } from '../smtpserver/server.js';
 import { listenIMAP } from '../imapserver/server.js';
 import { CtlServer, ctlPath, type CtlHandler } from '../ctl/ctl.js';
@@ -93,6 +94,7 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
 
   const webhooks = new Webhooks(app);
   const dmarcReporter = new DMARCReporter(app);
+  let stopUpdates = () => {};
   let stopResolve!: () => void;
   const stopped = new Promise<void>((r) => (stopResolve = r));
   let stopping: Promise<void> | undefined;
@@ -102,6 +104,7 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
       config.close();
       stopACME(app);
       dmarcReporter.stop();
+      stopUpdates();
       clearInterval(cleanup);
       for (const s of servers) s.close();
       for (const s of app.sessions) s.shutdown();
@@ -180,6 +183,7 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
   if (!app.localserve) delivery.start();
   webhooks.start();
   dmarcReporter.start();
+  stopUpdates = startUpdateChecks(app);
   log.info('postern started', { hostname: config.static_.Hostname, localserve: app.localserve });
   return { app, listening, stopped, stop };
 }
