@@ -183,7 +183,7 @@ function row(it: Item, i: number): HTMLElement {
     h('span', { class: 'star', title: flagged ? 'Flagged' : '' }, flagged ? '★' : ''),
     h('span', { class: 'from' }, drafts ? `To: ${who(it.to)}` : who(it.from) || '(no sender)', it.thread && it.thread.count > 1 && h('span', { class: 'count' }, it.thread.count)),
     h('span', { class: 'subject' }, it.subject || '(no subject)', h('span', { class: 'preview' }, it.preview)),
-    h('span', { class: 'icons' }, it.attachments ? '📎' : '', isFlag(it.flags, '\\Answered') ? '↩' : ''),
+    h('span', { class: 'icons' }, it.attachments && h('span', { class: 'icon-attachment', title: 'Attachments' }), isFlag(it.flags, '\\Answered') && h('span', { class: 'icon-answered', title: 'Answered' })),
     h('time', { datetime: new Date(it.date).toISOString(), title: new Date(it.date).toLocaleString() }, shortDate(it.date)),
   );
 }
@@ -327,6 +327,7 @@ function toolbar(): HTMLElement {
     void act(() => runSearch(el.search.value.trim()));
   });
   return h('div', { class: 'toolbar' },
+    searchForm,
     el.checkAll,
     b('read-button', 'Read/unread', 'Mark read or unread (u)', actions.toggleRead),
     b('flag-button', 'Flag', 'Flag or unflag (s)', actions.flag),
@@ -336,7 +337,6 @@ function toolbar(): HTMLElement {
     b('notjunk-button', 'Not junk', 'Mark as not junk', actions.notJunk),
     el.move,
     h('label', { class: 'toggle', title: 'Conversations (t)' }, el.threads, 'Conversations'),
-    searchForm,
   );
 }
 
@@ -386,7 +386,7 @@ function partURL(v: { mailbox: number; uid: number }, a: AttachmentInfo, downloa
 
 function messageArticle(v: View, expanded: boolean): HTMLElement {
   const art = h('article', { class: `message${expanded ? ' expanded' : ''}`, 'data-uid': v.uid });
-  const header = h('header', { class: 'message-header' },
+  const header = h('div', { class: 'message-header' },
     h('div', { class: 'from' }, h('strong', v.from[0]?.name || v.from[0]?.address || '(no sender)'), v.from[0]?.name && h('span', { class: 'addr' }, ` <${v.from[0].address}>`)),
     h('time', { title: new Date(v.date).toLocaleString() }, new Date(v.date).toLocaleString()),
   );
@@ -490,7 +490,8 @@ let composing: { state: ComposeState; dialog: HTMLElement } | undefined;
 
 function quote(v: View): string {
   const intro = `On ${new Date(v.date).toLocaleString()}, ${v.from[0] ? addrText([v.from[0]]) : 'someone'} wrote:`;
-  return `\n\n${intro}\n${v.text.split('\n').map((l) => (l.startsWith('>') ? `>${l}` : `> ${l}`)).join('\n')}\n`;
+  // RFC 3676 4.5: quoted lines start with ">", one more for each level.
+  return `\n\n${intro}\n${v.text.trimEnd().split('\n').map((l) => (l.startsWith('>') ? `>${l}` : `> ${l}`)).join('\n')}\n`;
 }
 
 function ownAddress(v: View): string {

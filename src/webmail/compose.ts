@@ -80,17 +80,17 @@ export function formatAddress(a: Addr): string {
 }
 
 /** Unstructured text (e.g. Subject) with non-ASCII words encoded (RFC 2047 2, 5(1)). */
-function unstructured(s: string): string {
+export function unstructured(s: string): string {
   const t = s.replace(/[\r\n]+/g, ' ');
   return /[^\x20-\x7e]/.test(t) ? libmime.encodeWords(t, 'Q', 52) : t;
 }
 
 /** A header field folded at white space to lines of at most 78 characters (RFC 5322 2.2.3). */
-function field(name: string, value: string): string {
+export function field(name: string, value: string): string {
   return libmime.foldLines(`${name}: ${value}`, 76) + '\r\n';
 }
 
-function addressField(name: string, list: Addr[]): string {
+export function addressField(name: string, list: Addr[]): string {
   // Folding happens between addresses, never within one.
   const parts = list.map(formatAddress);
   let out = `${name}: `;
@@ -111,7 +111,7 @@ function addressField(name: string, list: Addr[]): string {
 }
 
 /** A MIME parameter, RFC 2231 encoded and continued when not plain ASCII or long. */
-function param(key: string, value: string): string {
+export function param(key: string, value: string): string {
   return libmime
     .buildHeaderParam(key, value, 60)
     .map((p) => `;\r\n ${p.key}=${p.key.endsWith('*') ? p.value : `"${String(p.value).replace(/(["\\])/g, '\\$1')}"`}`)
@@ -140,7 +140,7 @@ export function quotedPrintable(text: string): string {
   return out.join('\r\n');
 }
 
-function base64Lines(data: Buffer): string {
+export function base64Lines(data: Buffer): string {
   return (data.toString('base64').match(/.{1,76}/g) ?? []).join('\r\n');
 }
 

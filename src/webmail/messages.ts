@@ -141,7 +141,12 @@ async function summary(acc: Account, row: MessageRow): Promise<Summary> {
   if (leaf) {
     // A preview needs the start of the text only: a part of a large message is not read whole.
     const body = readRange(acc, row, leaf.body, Math.min(leaf.end, leaf.body + 16384));
-    text = preview(body, { ...leaf, start: 0, body: 0, end: body.length });
+    const part = { ...leaf, start: 0, body: 0, end: body.length };
+    // HTML is reduced to its text here, so a <title> or <head> does not open the preview.
+    if (leaf.subtype === 'html') {
+      const t = Buffer.from(htmlToText(decodedText(body, part)));
+      text = preview(t, { start: 0, body: 0, end: t.length, type: 'text', subtype: 'plain', params: [['charset', 'utf-8']] });
+    } else text = preview(body, part);
   }
   return remember(c.summaries, row.id, {
     from: addresses(env.from),

@@ -16,7 +16,7 @@ import { HTTPError, attachment, securityHeaders, serveAsset } from '../http/util
 import type { Account, Change, MailboxRow, MessageRow } from '../store/account.js';
 import { Flag, flagList } from '../store/flags.js';
 import { createMailbox } from '../store/mailboxops.js';
-import { parseMessage, type Part } from '../message/part.js';
+import { parseMessage } from '../message/part.js';
 import { decodedBody } from '../message/decode.js';
 import { getParam } from '../message/params.js';
 import { receivedHeader } from '../smtp/received.js';
