@@ -6,6 +6,7 @@ import { webCommands } from './webcmds.js';
 import { junkCommands } from './junkcmds.js';
 import { opsCommands } from './opscmds.js';
 import { setupCommands } from './setupcmds.js';
+import { webapiCommands } from './webapicmds.js';
 import { parseFlags, helpText, usageLine, UsageError, type Command } from './cli.js';
 import { ConfigInvalid } from '../config/load.js';
 import { flush } from '../log/log.js';
@@ -31,7 +32,7 @@ full help; if several commands start with those words, lists them.`,
 };
 
 function all(): Command[] {
-  return [...commands, ...authCommands, ...queueCommands, ...junkCommands, ...webCommands, ...setupCommands, ...opsCommands, helpCommand];
+  return [...commands, ...authCommands, ...queueCommands, ...junkCommands, ...webCommands, ...setupCommands, ...opsCommands, ...webapiCommands, helpCommand];
 }
 
 /** The command whose name matches the most leading words of argv. */

@@ -14,6 +14,7 @@ import { sendText } from './util.js';
 import { autoconfigHandler, autodiscoverHandler, mtastsHandler } from './wellknown.js';
 import { serveWebHandlers, upgradeWebHandlers } from '../webserver/webserver.js';
 import './services.js';
+import '../webapi/service.js';
 
 const log = Log.pkg('http');
 

@@ -15,6 +15,7 @@ import { asciiDomain } from '../smtp/address.js';
 import { organizationalDomain } from '../dmarc/lookup.js';
 import { parseMessage } from '../message/part.js';
 import { quotaAllows } from '../store/mailboxops.js';
+import type { EnqueueOptions, QueueMsg } from '../queue/store.js';
 import { Log } from '../log/log.js';
 
 const log = Log.pkg('smtpserver');
@@ -98,6 +99,10 @@ export interface SubmitMessage {
   received(recipient: string | undefined): string;
   /** A recipient address has a non-ASCII localpart (RFC 6531). */
   smtputf8?: boolean;
+  /** Queueing as requested through an API (webapi): TLS requirement, release time, metadata for webhooks. */
+  queue?: Partial<Pick<EnqueueOptions, 'requireTLS' | 'nextAttempt' | 'futureRelease' | 'extra'>>;
+  /** A MAIL FROM of its own per remote recipient (FromIDLoginAddresses): each is queued separately. */
+  uniqueSender?: (recipient: string) => { sender: string; fromId: string };
 }
 
 export interface SubmitResult {
@@ -106,6 +111,8 @@ export interface SubmitResult {
   prefix: Buffer;
   delivered: string[];
   queued: string[];
+  /** The queue entries, one per remote recipient in order. */
+  queuedMsgs: QueueMsg[];
 }
 
 /**
@@ -141,6 +148,7 @@ export async function submitMessage(app: App, o: SubmitMessage): Promise<SubmitR
     if (!quotaAllows(app.store.account(t.account), limit, o.msg.length + sub.prefix.length + 1024)) throw new SubmitError(`mailbox of ${t.rcpts[0]} is full`);
   }
   const file = await app.store.writeTemp(o.msg);
+  const queuedMsgs: QueueMsg[] = [];
   try {
     // Replies from people the account wrote to are from known correspondents (reputation).
     app.store.account(o.account).recordRecipients(
@@ -150,20 +158,25 @@ export async function submitMessage(app: App, o: SubmitMessage): Promise<SubmitR
       }),
       now,
     );
-    if (remote.length) {
-      app.queue.enqueue(file, {
+    const groups = o.uniqueSender ? remote.map((a) => ({ rcpts: [a], ...o.uniqueSender!(a) })) : remote.length ? [{ rcpts: remote, sender: o.mailFrom, fromId: undefined }] : [];
+    for (const g of groups) {
+      const msgs = app.queue.enqueue(file, {
         account: o.account,
-        sender: o.mailFrom,
-        recipients: remote.map((a) => ({ address: a, domain: asciiDomain(a.slice(a.lastIndexOf('@') + 1)) })),
+        sender: g.sender,
+        fromId: g.fromId,
+        recipients: g.rcpts.map((a) => ({ address: a, domain: asciiDomain(a.slice(a.lastIndexOf('@') + 1)) })),
         prefix: Buffer.concat([Buffer.from(o.received(remote.length === 1 ? remote[0] : undefined)), sub.prefix]),
         has8bit: o.msg.some((b) => b > 127),
         smtputf8: o.smtputf8 ?? false,
-        requireTLS: /^TLS-Required:\s*No\s*$/im.test(sub.header.get('tls-required')?.raw.toString('latin1') ?? '') ? false : null,
-        nextAttempt: now,
+        requireTLS: o.queue?.requireTLS ?? (/^TLS-Required:\s*No\s*$/im.test(sub.header.get('tls-required')?.raw.toString('latin1') ?? '') ? false : null),
+        nextAttempt: o.queue?.nextAttempt ?? now,
+        futureRelease: o.queue?.futureRelease,
+        extra: o.queue?.extra,
         messageId: sub.messageId,
         subject: sub.subject,
       });
-      log.info('queued', { account: o.account, from: o.mailFrom, rcpts: remote });
+      queuedMsgs.push(...msgs);
+      log.info('queued', { account: o.account, from: g.sender, rcpts: g.rcpts });
     }
     // The structure of the file; delivery moves its offsets past the prefix.
     const part = parseMessage(o.msg);
@@ -175,5 +188,5 @@ export async function submitMessage(app: App, o: SubmitMessage): Promise<SubmitR
   } finally {
     await fs.promises.rm(file.path, { force: true });
   }
-  return { messageId: sub.messageId, prefix: sub.prefix, delivered: local.map((r) => r.address), queued: remote };
+  return { messageId: sub.messageId, prefix: sub.prefix, delivered: local.map((r) => r.address), queued: remote, queuedMsgs };
 }
