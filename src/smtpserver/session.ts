@@ -806,7 +806,6 @@ export class Session {
         const received = Buffer.from(this.received(tx, id, t.rcpts.length === 1 && tx.rcpts.length === 1 ? pathString(t.rcpts[0]!.path) : undefined));
         const now = this.app.clock.now();
         const prefix = Buffer.concat([received, extra]);
-        const part = shiftPart(base, prefix.length);
         const d = await this.app.store.account(t.account).deliver(file, { mailbox, prefix, received: now, part: base, meta });
         if (meta) {
           incomingDelivered(this.app, {
@@ -817,7 +816,7 @@ export class Session {
             mailFrom,
             remoteIP: this.remoteIP,
             message: () => Buffer.concat([received, extra, msg]),
-            part,
+            part: shiftPart(base, prefix.length),
             received: now,
             mailFromValidated: !!meta.mailFromValidated,
             msgFromValidated: !!meta.msgFromValidated,

@@ -9,9 +9,26 @@ import { migrate } from './schema.js';
 import { fsyncDir, type MsgFile } from './tempfile.js';
 import { parseFlags } from './flags.js';
 import type { Part } from '../message/part.js';
+import { parseHeader } from '../message/header.js';
 import { Log } from '../log/log.js';
 
 export const msgsPerDir = 8192;
+
+/**
+ * Envelope fields added in the prefix (Message-ID and Date of a submission lacking them)
+ * belong to the message's envelope too.
+ */
+function prefixEnvelope(p: Part, prefix: Buffer): Part {
+  if (prefix.length === 0) return p;
+  const h = parseHeader(prefix);
+  const messageId = h.get('message-id')?.value;
+  const date = h.get('date')?.value;
+  if ((!messageId || p.envelope?.messageId) && (!date || p.envelope?.date)) return p;
+  const envelope = { ...p.envelope };
+  if (messageId && !envelope.messageId) envelope.messageId = messageId;
+  if (date && !envelope.date) envelope.date = date;
+  return { ...p, envelope };
+}
 
 /**
  * Structure of prefix + message from the structure of the message: the prefix is whole
@@ -353,7 +370,7 @@ export class Account extends EventEmitter {
           const keywords = opts.keywords ?? [];
           const size = prefix.length + file.size;
           const received = opts.received ?? Date.now();
-          const part = opts.part ? JSON.stringify(shiftPart(opts.part, prefix.length)) : null;
+          const part = opts.part ? JSON.stringify(prefixEnvelope(shiftPart(opts.part, prefix.length), prefix)) : null;
           const info = this.stmts.insertMessage.run(mb.id, mb.uidnext, modseq, modseq, flags, JSON.stringify(keywords), size, prefix, received, Date.now(), part);
           this.stmts.bumpMailbox.run(modseq, mb.id);
           if (keywords.length) this.addMailboxKeywords(mb, keywords);

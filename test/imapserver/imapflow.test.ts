@@ -103,3 +103,27 @@ test('imapflow client flow', async () => {
     await c.logout();
   }
 });
+
+test('a submitted message without Message-ID and Date has both in its ENVELOPE, and body sections are exact', async () => {
+  const sub = await Raw.connect(srv.ports.submission);
+  await sub.reply();
+  await sub.cmd('EHLO client.example');
+  await sub.cmd('STARTTLS');
+  await sub.startTLS(srv.certPEM);
+  await sub.cmd('EHLO client.example');
+  assert.equal((await sub.cmd('AUTH PLAIN ' + Buffer.from('\0jane@example.test\0secret-pass').toString('base64'))).code, 235);
+  await sub.cmd('MAIL FROM:<jane@example.test>');
+  await sub.cmd('RCPT TO:<jane@example.test>');
+  await sub.cmd('DATA');
+  assert.equal((await sub.cmd('From: jane@example.test\r\nSubject: to self\r\n\r\nexact body\r\n.')).code, 250);
+  sub.close();
+  const c = await Raw.connectTLS(srv.ports.imaps, srv.certPEM);
+  await c.line();
+  await c.imap('l', 'LOGIN jane@example.test secret-pass');
+  await c.imap('s', 'EXAMINE INBOX');
+  const r = await c.imap('f', 'FETCH * (ENVELOPE BODY[TEXT])');
+  const all = r.untagged.join('\n');
+  assert.match(all, /ENVELOPE \("[A-Z][a-z]{2}, \d+ [A-Z][a-z]{2} \d{4} [^"]+" "to self" .* "<[^"]+@mail\.example\.test>"\)/);
+  assert.match(all, /BODY\[TEXT\] \{12\}\nexact body\n/);
+  c.close();
+});
