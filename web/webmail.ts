@@ -700,6 +700,8 @@ function onKey(e: KeyboardEvent): void {
     return;
   }
   if (typing || composing || !st.init) return;
+  // Enter on a focused button or link is theirs.
+  if (e.key === 'Enter' && (t.tagName === 'BUTTON' || t.tagName === 'A')) return;
   if (document.getElementById('help') && e.key !== '?') return;
   const v = st.view;
   const keys: Record<string, () => unknown> = {

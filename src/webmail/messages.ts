@@ -209,10 +209,11 @@ function threadMeta(acc: Account, rows: readonly MessageRow[]): Map<number, Thre
  */
 export async function conversations(acc: Account, mb: MailboxRow): Promise<number[][]> {
   const c = cache(acc);
-  const rows = acc.messages(mb.id);
-  const key = `${mb.uidnext}:${rows.length}`;
+  const count = acc.db.prepare('SELECT count(*) FROM message WHERE mailbox_id = ?').pluck().get(mb.id) as number;
+  const key = `${mb.uidnext}:${count}`;
   const have = c.threads.get(mb.id);
   if (have?.key === key) return have.list;
+  const rows = acc.messages(mb.id);
   const meta = threadMeta(acc, rows);
   const src: MessageSource = {
     rows,
