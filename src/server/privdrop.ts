@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { Log } from '../log/log.js';
+import type { Config } from '../config/load.js';
 
 const log = Log.pkg('serve');
 
@@ -49,19 +50,41 @@ export function fixDataPermissions(dir: string, uid: number, gid: number): numbe
   return changed;
 }
 
+/** Whether the mode bits let uid/gid read a file. */
+function readableBy(st: fs.Stats, uid: number, gid: number): boolean {
+  if (st.uid === uid) return (st.mode & 0o400) !== 0;
+  if (st.gid === gid) return (st.mode & 0o040) !== 0;
+  return (st.mode & 0o004) !== 0;
+}
+
 /**
- * Switches to user when running as root, after fixing the data directory's ownership.
- * Call when all listeners are bound and all key files read.
+ * Files read again while running: the config files when domains.conf changes, DKIM keys
+ * when signing. They stay where the administrator put them, so only a warning is given.
  */
-export function dropPrivileges(user: string | undefined, dataDir: string): void {
+function warnUnreadable(config: Config, uid: number, gid: number, user: string): void {
+  const files = [config.files.staticFile, config.files.domainsFile];
+  for (const d of Object.values(config.domains.Domains)) for (const s of Object.values(d.DKIM.Selectors)) files.push(config.resolve(s.PrivateKeyFile));
+  for (const f of files) {
+    const st = fs.statSync(f, { throwIfNoEntry: false });
+    if (st && !readableBy(st, uid, gid)) log.warn('file not readable by the unprivileged user, make it readable (e.g. chgrp and chmod 0640)', { file: f, user });
+  }
+}
+
+/**
+ * Switches to the configured User when running as root, after fixing the data directory's
+ * ownership. Call when all listeners are bound and all key files read.
+ */
+export function dropPrivileges(config: Config): void {
   if (process.getuid?.() !== 0) return;
+  const user = config.static_.User;
   if (!user) {
     log.warn('running as root: set User in postern.conf to run as an unprivileged user after binding ports');
     return;
   }
   const { uid, gid } = lookupUser(user);
   if (uid === 0) throw new Error(`User ${user} in postern.conf is root`);
-  const changed = fixDataPermissions(dataDir, uid, gid);
+  warnUnreadable(config, uid, gid, user);
+  const changed = fixDataPermissions(config.dataDir, uid, gid);
   process.setgroups!([gid]);
   process.setgid!(gid);
   process.setuid!(uid);

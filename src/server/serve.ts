@@ -173,7 +173,7 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
   for (const a of Object.keys(config.domains.Accounts)) store.account(a).removeFiles(Number.MAX_SAFE_INTEGER);
 
   try {
-    dropPrivileges(config.static_.User, config.dataDir);
+    dropPrivileges(config);
   } catch (e) {
     await stop(0);
     throw e;
