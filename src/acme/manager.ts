@@ -287,6 +287,8 @@ export class AcmeManager extends EventEmitter implements CertProvider {
     const allowed = this.o.allowed();
     let next = Infinity;
     for (const [name, c] of this.certs) if (allowed.has(name)) next = Math.min(next, c.notAfter - before);
+    // A host name without certificate (its request failed) is tried again after a pause.
+    for (const h of this.o.hostnames) if (!this.certs.has(h) && allowed.has(h)) next = Math.min(next, (this.failed.get(h) ?? this.now()) + FAILURE_PAUSE);
     if (next === Infinity) return;
     // Timers are capped so a changed clock or a long sleep is noticed within hours.
     const wait = Math.min(Math.max(next - this.now(), 1000), 6 * 3600_000);
@@ -298,6 +300,10 @@ export class AcmeManager extends EventEmitter implements CertProvider {
     const before = this.o.config.RenewBeforeDays * DAY;
     const allowed = this.o.allowed();
     let failures = 0;
+    for (const h of this.o.hostnames) {
+      if (this.stopped) return;
+      if (!this.certs.has(h) && allowed.has(h) && !this.inflight.has(h)) await this.obtain(h).catch(() => failures++);
+    }
     for (const [name, c] of [...this.certs]) {
       if (this.stopped) return;
       if (!allowed.has(name) || c.notAfter - before > this.now()) continue;

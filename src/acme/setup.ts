@@ -54,7 +54,7 @@ export function acmeDir(config: Config, provider: string): string {
   return path.join(config.dataDir, 'acme', provider);
 }
 
-/** The manager of a provider, created and started at first use. */
+/** The manager of a provider, created at first use. */
 export function acmeManager(app: App, provider: string): AcmeManager {
   let m = managers.get(app);
   if (!m) managers.set(app, (m = new Map()));
@@ -74,9 +74,13 @@ export function acmeManager(app: App, provider: string): AcmeManager {
       now: () => app.clock.now(),
     });
     m.set(provider, a);
-    a.start();
   }
   return a;
+}
+
+/** Starts requesting and renewing certificates, once the listeners answer challenges. */
+export function startACME(app: App): void {
+  for (const a of acmeManagers(app)) a.start();
 }
 
 /** The running managers of a server. */

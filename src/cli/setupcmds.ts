@@ -471,7 +471,7 @@ server sends is written to standard output, until either side closes.`,
       const port = Number(m[2]);
       const allowed = (ctx.flags.usages as string).split(',').map((u) => tlsaParam(u.trim(), USAGES, 'usage'));
       const d = await lookupDANE(resolver(ctx), host, { port });
-      if (d.status !== 'dane-required') throw new Error(`no DANE for ${host} port ${port}: ${d.status === 'temporary-failure' ? d.reason : d.reason}`);
+      if (d.status !== 'dane-required') throw new Error(`no DANE for ${host} port ${port}: ${d.reason}`);
       const records = d.records.filter((x) => allowed.includes(x.usage));
       if (records.length === 0) throw new Error('no TLSA records with an allowed usage');
       const sock = await connectTLS(d.addresses, port, d.baseDomain);

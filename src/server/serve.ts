@@ -4,7 +4,7 @@ import { Config } from '../config/load.js';
 import { Store } from '../store/store.js';
 import { Auth } from './auth.js';
 import { CertStore } from '../tls/certs.js';
-import { acmeManager, stopACME } from '../acme/setup.js';
+import { acmeManager, startACME, stopACME } from '../acme/setup.js';
 import '../acme/http.js';
 import { DMARCReporter } from '../reports/send.js';
 import { closeReportStore } from '../reports/incoming.js';
@@ -183,6 +183,7 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
   if (!app.localserve) delivery.start();
   webhooks.start();
   dmarcReporter.start();
+  startACME(app);
   stopUpdates = startUpdateChecks(app);
   log.info('postern started', { hostname: config.static_.Hostname, localserve: app.localserve });
   return { app, listening, stopped, stop };
