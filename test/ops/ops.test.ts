@@ -212,7 +212,10 @@ test('started as root with User set, the server binds, then runs as that user wi
     // The unprivileged user must be able to reach the data directory (and read the config).
     fs.chmodSync(s.dir, 0o755);
     fs.writeFileSync(path.join(s.dataDir, 'accounts', 'jane', 'leftover'), 'x', { mode: 0o644 });
+    // Read at start as root, but not readable later, when config changes are reloaded.
+    fs.chmodSync(s.configFile, 0o600);
     await s.start();
+    assert.match(s.output, new RegExp(`"file":"${s.configFile}".*"msg":"file not readable by the unprivileged user`));
     const status = fs.readFileSync(`/proc/${s.proc!.pid}/status`, 'utf8');
     assert.deepEqual(/^Uid:\s+(.*)$/m.exec(status)![1]!.split(/\s+/).map(Number), [uid, uid, uid, uid]);
     assert.deepEqual(/^Gid:\s+(.*)$/m.exec(status)![1]!.split(/\s+/).map(Number), [gid, gid, gid, gid]);
