@@ -91,7 +91,7 @@ Restart=always
 RestartSec=5s
 UMask=007
 LimitNOFILE=65535
-# Ports 25, 443, 465, 993 and 80 without running as root.
+# Ports 25, 443, 465 and 993 without running as root.
 AmbientCapabilities=CAP_NET_BIND_SERVICE
 CapabilityBoundingSet=CAP_NET_BIND_SERVICE
 NoNewPrivileges=yes
@@ -304,7 +304,7 @@ export async function quickstart(o: QuickstartOptions): Promise<QuickstartResult
     }
   }
   if (ips.length === 0) {
-    out('This machine has no public IP address: listening on all addresses. Behind NAT, forward ports 25, 465, 993, 443 and 80 to it.');
+    out('This machine has no public IP address: listening on all addresses. Behind NAT, forward ports 25, 465, 993 and 443 to it.');
     ips = ['0.0.0.0', '::'];
   }
 
@@ -371,7 +371,7 @@ Next steps:
   - Create the DNS records above, and wait until "postern config dnscheck ${domain}" shows no errors.
 ${o.existingWebserver ? `  - Put certificates for ${hostname} where postern.conf names them, and configure the existing web
     server to forward https://mta-sts.${domain}/ and https://autoconfig.${domain}/ to http://127.0.0.1:81/.
-` : `  - Make sure ports 25, 465, 993, 443 and 80 are reachable; certificates come from Let's Encrypt on first use.
+` : `  - Make sure ports 25, 465, 993 and 443 are reachable; certificates come from Let's Encrypt on first use.
 `}  - Run the server as a service, as root:
 
       id ${user} || useradd -r -d ${dir} -s /usr/sbin/nologin ${user}
