@@ -168,4 +168,13 @@ test('verifydata finds a deleted and a stray message file, bad sizes and UIDNEXT
   }
   v = await postern(['verifydata', dir]);
   assert.equal(v.code, 0, v.stdout);
+
+  // Without a running server the command makes the backup itself.
+  const offline = path.join(tempDir(), 'offline');
+  const ob = await postern(['--config', cfg, 'backup', '-verbose', offline]);
+  assert.equal(ob.code, 0, ob.stderr);
+  assert.match(ob.stdout, /backup done: \d+ databases, \d+ message files linked/);
+  v = await postern(['verifydata', offline]);
+  assert.equal(v.code, 0, v.stdout);
+  assert.equal((await postern(['verifydata', srv.dataDir])).code, 1, 'refused on a running server');
 });
