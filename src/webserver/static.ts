@@ -94,6 +94,8 @@ function parseRange(h: string | undefined, size: number): Range {
 /** Serves a file or directory; false when the file does not exist and the handler continues. */
 export async function serveStatic(s: Static, compress: boolean, req: IncomingMessage, res: ServerResponse, ctx: WebContext): Promise<boolean> {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
+    // Other methods may be for a later handler, e.g. a reverse proxy behind static files.
+    if (s.ContinueNotFound && !staticExists(s, ctx)) return false;
     sendText(res, 405, 'method not allowed\n', undefined, { Allow: 'GET, HEAD' });
     return true;
   }
