@@ -238,7 +238,8 @@ export class Session {
     } catch (e) {
       if (!(e instanceof Reply) || e.close) throw e;
       if (['MAIL', 'RCPT', 'DATA', 'BDAT'].includes(verb)) smtpRejected.inc({ kind: this.opts.kind, reason: e.reason ?? `${verb.toLowerCase()} ${e.ecode}` });
-      if (e.code >= 500) this.bad(e.code, e.ecode, e.message);
+      // Protocol errors count toward closing the connection; refusals of addresses or content do not.
+      if ([500, 501, 502, 503, 504, 555].includes(e.code)) this.bad(e.code, e.ecode, e.message);
       else this.write(e.code, e.ecode, e.message);
     } finally {
       observeSMTPCommand(this.opts.kind, verb, start);
