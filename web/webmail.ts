@@ -475,7 +475,8 @@ function moveCursor(d: number): void {
   const next = Math.max(0, Math.min(st.items.length - 1, st.cursor + d));
   if (next === st.cursor && st.cursor >= 0) {
     // Past the end of the page: the next page.
-    void act(() => page(d).then(() => st.items[st.cursor] && openMessage(st.items[st.cursor]!)));
+    const reading = st.view !== undefined;
+    void act(() => page(d).then(() => (reading && st.items[st.cursor] ? openMessage(st.items[st.cursor]!) : undefined)));
     return;
   }
   st.cursor = next;
