@@ -443,9 +443,9 @@ const quote = (s: string) => `"${s.replace(/[\\"]/g, '\\$&')}"`;
  * main thread; the many connections of the memory measurement use CRAM-MD5 there instead,
  * whose stored HMAC state takes no such work.
  */
-async function login(port: number, t: Target, opts: { localAddress?: string; cheap?: boolean } = {}): Promise<Client> {
-  const c = await Client.connect(port, opts.localAddress);
-  if (opts.cheap && c.capabilities.has('AUTH=CRAM-MD5')) {
+async function login(port: number, t: Target, how: { localAddress?: string; cheap?: boolean } = {}): Promise<Client> {
+  const c = await Client.connect(port, how.localAddress);
+  if (how.cheap && c.capabilities.has('AUTH=CRAM-MD5')) {
     await c.cmd('AUTHENTICATE CRAM-MD5', {
       onContinuation(text) {
         const challenge = Buffer.from(text.slice(2), 'base64');
