@@ -1,5 +1,5 @@
 // The admin pages: #overview (domains, accounts), #domain/<name>, #account/<name>, #queue,
-// #reports, #loglevels.
+// #reports, #loglevels, #webserver.
 import { act, button, call, field, form, formatSize, formatTime, h, notify, show, start } from './lib.js';
 
 interface AccountInfo {
@@ -290,6 +290,51 @@ async function loglevels(): Promise<void> {
   );
 }
 
+interface WebserverConfig {
+  WebDomainRedirects: Record<string, string>;
+  WebHandlers: Record<string, Record<string, unknown> | string | boolean | undefined>[];
+}
+
+const handlerKinds = ['WebStatic', 'WebRedirect', 'WebForward', 'WebInternal'];
+
+/** The web server's handlers: a summary, and the configuration as JSON to edit; the server checks it. */
+async function webserver(): Promise<void> {
+  const c = await call<WebserverConfig>('webserver');
+  const target = (x: WebserverConfig['WebHandlers'][number]) => {
+    const k = handlerKinds.find((n) => x[n]);
+    const v = (k ? x[k] : {}) as Record<string, unknown>;
+    return [k?.slice(3) ?? '', String(v.Root ?? v.BaseURL ?? v.ReplacePath ?? v.URL ?? v.Service ?? '')];
+  };
+  const json = (v: unknown, rows: number, name: string) => h('textarea', { name, id: `webserver-${name}`, rows, cols: 100, spellcheck: false }, JSON.stringify(v, null, 2));
+  show(
+    h('h2', 'Web server'),
+    h('p', 'Sites served on the ports of listeners with WebserverHTTP or WebserverHTTPS in postern.conf. Handlers are tried in order on the domain and path of a request; plain HTTP requests are redirected to HTTPS unless DontRedirectPlainHTTP. The fields are those of WebHandlers and WebDomainRedirects in "postern config describe-domains". Saved changes apply at once.'),
+    c.WebHandlers.length === 0
+      ? h('p', { class: 'empty' }, 'No handlers.')
+      : h('table', { id: 'webhandlers' },
+          h('tr', h('th', '#'), h('th', 'Name'), h('th', 'Domain'), h('th', 'Path'), h('th', 'Kind'), h('th', 'Target')),
+          c.WebHandlers.map((x, i) => h('tr', h('td', i), h('td', String(x.LogName ?? '')), h('td', String(x.Domain)), h('td', String(x.PathRegexp)), ...target(x).map((t) => h('td', t)))),
+        ),
+    form({ id: 'webserver-save' }, [
+      field('Whole-domain redirects (JSON object: domain to target domain)', json(c.WebDomainRedirects, 4, 'redirects')),
+      field('Handlers (JSON list)', json(c.WebHandlers, 24, 'handlers')),
+      h('button', { type: 'submit' }, 'Save'),
+    ], async (v) => {
+      let redirects: unknown;
+      let handlers: unknown;
+      try {
+        redirects = JSON.parse(v.redirects || '{}');
+        handlers = JSON.parse(v.handlers || '[]');
+      } catch (e) {
+        throw new Error(`invalid JSON: ${(e as Error).message}`);
+      }
+      await call('webserverSave', { WebDomainRedirects: redirects, WebHandlers: handlers });
+      await webserver();
+      notify('Web server configuration saved');
+    }),
+  );
+}
+
 start({
   title: 'Postern admin',
   username: false,
@@ -298,6 +343,7 @@ start({
     ['Queue', '#queue'],
     ['Reports', '#reports'],
     ['Log levels', '#loglevels'],
+    ['Web server', '#webserver'],
   ],
   async route(hash) {
     const [page, arg] = hash.split('/', 2).map((x) => decodeURIComponent(x));
@@ -306,6 +352,7 @@ start({
     if (page === 'queue') return queue();
     if (page === 'reports') return reports();
     if (page === 'loglevels') return loglevels();
+    if (page === 'webserver') return webserver();
     return overview();
   },
 });

@@ -1,7 +1,7 @@
 // The admin web application: domains, accounts, addresses, passwords and quota, DNS records and
-// their check, the outbound queue, received reports and log levels. Configuration changes go
-// through the same comment-keeping edits of domains.conf as the CLI, and the running server
-// reloads the file at once so they take effect without restart.
+// their check, the outbound queue, received reports, log levels and the handlers of the web server.
+// Configuration changes go through the same comment-keeping edits of domains.conf as the CLI, and
+// the running server reloads the file at once so they take effect without restart.
 import { BlockList, isIP } from 'node:net';
 import type { WebContext, WebHandler } from './router.js';
 import type { WebState } from './services.js';
@@ -16,6 +16,7 @@ import { dnsCheck, dnsRecords, mtastsPolicy, zoneText } from '../dnsrecords/dnsr
 import { getLevels, isLevel, levels, setLevel } from '../log/log.js';
 import { plainIP } from '../smtp/received.js';
 import { storedReports } from './reports.js';
+import { setWebserverConfig } from '../webserver/config.js';
 
 const blockLists = new WeakMap<string[], BlockList>();
 
@@ -127,6 +128,8 @@ function methods(s: WebState): Record<string, ApiMethod> {
     queueHold: (a) => queueCall(s, a.hold === false ? 'queue unhold' : 'queue hold', { ids: ids(a) }),
     queueRetired: () => queueCall(s, 'queue retired list', {}),
     reports: (_a, _s, ctx) => storedReports(ctx.app),
+    webserver: (_a, _s, ctx) => ({ WebDomainRedirects: ctx.app.config.domains.WebDomainRedirects, WebHandlers: ctx.app.config.domains.WebHandlers }),
+    webserverSave: (a, _s, ctx) => edit(ctx, (f) => setWebserverConfig(f, a.WebDomainRedirects ?? {}, a.WebHandlers ?? [])),
     logLevels: () => ({ ...getLevels(), levels }),
     setLogLevel: (a) => {
       const level = argStr(a, 'level');

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
+import bcrypt from 'bcryptjs';
 import { freePorts, startServe, type TestServer } from '../helpers/server.js';
 import { editDomains } from '../smtpserver/helpers.js';
 import { addListenerLines } from '../webapi/helpers.js';
@@ -53,7 +54,12 @@ before(async () => {
   fs.writeFileSync(path.join(cdir, 'site', 'dir', 'index.html'), '<h1>index</h1>\n');
   fs.writeFileSync(path.join(cdir, 'site', 'list', 'a<b>.txt'), 'a');
   fs.writeFileSync(path.join(cdir, 'site2', 'only-here.txt'), 'from site2\n');
-  await addListenerLines(srv, `    WebserverHTTP:\n      Enabled: true\n      Port: ${srv.ports.http}\n    WebserverHTTPS:\n      Enabled: true\n      Port: ${srv.ports.https}\n`);
+  fs.writeFileSync(path.join(cdir, 'adminpasswd'), bcrypt.hashSync('admin-secret', 4) + '\n');
+  // The admin pages share the plain HTTP port; requests for hosts without handlers reach them.
+  await addListenerLines(
+    srv,
+    `    WebserverHTTP:\n      Enabled: true\n      Port: ${srv.ports.http}\n    WebserverHTTPS:\n      Enabled: true\n      Port: ${srv.ports.https}\n    AdminHTTP:\n      Enabled: true\n      Port: ${srv.ports.http}\n`,
+  );
   await editDomains(
     srv,
     '        Mailbox: Archive',
@@ -317,4 +323,43 @@ test('handlers added to domains.conf apply without restart', async () => {
   r = await request({ host: 'new.example.test', path: '/hello.txt' });
   assert.equal(r.status, 200);
   assert.equal(r.body.toString(), 'hello, world\n');
+});
+
+test('the admin pages show the handlers and save edited ones, refusing invalid ones with the field at fault', async () => {
+  const base = `http://127.0.0.1:${srv.ports.http}/admin/api/`;
+  const login = await fetch(base + 'login', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ password: 'admin-secret' }) });
+  assert.equal(login.status, 200);
+  const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
+  const { csrf } = (await login.json()) as { csrf: string };
+  const call = async (method: string, args: unknown) => {
+    const r = await fetch(base + method, { method: 'POST', headers: { 'Content-Type': 'application/json', Cookie: cookie, 'X-Postern-CSRF': csrf }, body: JSON.stringify(args) });
+    return { status: r.status, json: (await r.json()) as Record<string, unknown> };
+  };
+  const cur = await call('webserver', {});
+  assert.equal(cur.status, 200);
+  const handlers = cur.json.WebHandlers as Record<string, unknown>[];
+  assert.equal(handlers[1]!.LogName, 'static');
+  assert.deepEqual(cur.json.WebDomainRedirects, { 'old.example.test': 'www.example.test' });
+
+  const bad = await call('webserverSave', { WebDomainRedirects: {}, WebHandlers: [...handlers, { Domain: 'x.example.test', PathRegexp: '/no-caret', WebStatic: { Root: 'site' }, WebForward: { URL: 'http://127.0.0.1:1/' } }] });
+  assert.equal(bad.status, 400);
+  assert.match(bad.json.error as string, /WebHandlers\.\d+\.PathRegexp: must start with \^/);
+  assert.match(bad.json.error as string, /exactly one of WebStatic, WebRedirect, WebForward, WebInternal/);
+  let r = await request({ tls: false, host: 'old.example.test', path: '/' });
+  assert.equal(r.status, 308, 'unchanged after a refused edit');
+
+  const saved = await call('webserverSave', {
+    WebDomainRedirects: {},
+    WebHandlers: [{ LogName: 'admin-added', Domain: 'admin.example.test', PathRegexp: '^/', DontRedirectPlainHTTP: true, WebRedirect: { BaseURL: 'https://elsewhere.example', StatusCode: 302 } }, ...handlers],
+  });
+  assert.equal(saved.status, 200, JSON.stringify(saved.json));
+  r = await request({ tls: false, host: 'admin.example.test', path: '/x' });
+  assert.equal(r.status, 302);
+  assert.equal(r.headers.location, 'https://elsewhere.example/x');
+  r = await request({ tls: false, host: 'old.example.test', path: '/' });
+  assert.equal(r.status, 404, 'domain redirect removed');
+  const text = fs.readFileSync(path.join(path.dirname(srv.configFile), 'domains.conf'), 'utf8');
+  assert.match(text, /LogName: admin-added/);
+  assert.doesNotMatch(text, /WebDomainRedirects/);
+  assert.match(text, /# Test domains\./, 'comments kept');
 });
