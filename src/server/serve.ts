@@ -23,6 +23,7 @@ import type { App } from './app.js';
 import { registry, observeQueue } from '../metrics/metrics.js';
 import { opsHandlers } from '../backup/ctl.js';
 import { dropPrivileges } from './privdrop.js';
+import { preloadDKIMKeys } from '../smtpserver/submit.js';
 import { startWeb } from '../http/server.js';
 import { webState } from '../http/services.js';
 import type { Listener } from '../config/static.js';
@@ -173,6 +174,7 @@ export async function serve(staticFile: string, opts: ServeOptions = {}): Promis
   for (const a of Object.keys(config.domains.Accounts)) store.account(a).removeFiles(Number.MAX_SAFE_INTEGER);
 
   try {
+    preloadDKIMKeys(config);
     dropPrivileges(config);
   } catch (e) {
     await stop(0);

@@ -25,12 +25,27 @@ export class SubmitError extends Error {}
 const keyCache = new Map<string, { mtimeMs: number; key: KeyObject }>();
 
 function loadKey(file: string): KeyObject {
-  const st = fs.statSync(file);
+  let mtimeMs: number;
+  try {
+    mtimeMs = fs.statSync(file).mtimeMs;
+  } catch (e) {
+    // After dropping privileges a root-only key can no longer be read: use the one loaded at start.
+    const c = keyCache.get(file);
+    if (c) return c.key;
+    throw e;
+  }
   const c = keyCache.get(file);
-  if (c && c.mtimeMs === st.mtimeMs) return c.key;
+  if (c && c.mtimeMs === mtimeMs) return c.key;
   const key = createPrivateKey(fs.readFileSync(file));
-  keyCache.set(file, { mtimeMs: st.mtimeMs, key });
+  keyCache.set(file, { mtimeMs, key });
   return key;
+}
+
+/** Loads all configured DKIM keys, e.g. before giving up the privileges to read them. */
+export function preloadDKIMKeys(config: Config): void {
+  for (const d of Object.values(config.domains.Domains)) {
+    for (const s of Object.values(d.DKIM.Selectors)) loadKey(config.resolve(s.PrivateKeyFile));
+  }
 }
 
 export interface Submitted {
