@@ -6,6 +6,7 @@ import type { QueueStore } from './store.js';
 import { buildReport, type PolicyResult } from '../tlsrpt/report.js';
 import { lookupTLSRPTRecord } from '../tlsrpt/record.js';
 import { composeReportMessage } from '../tlsrpt/message.js';
+import { dkimSignatures } from '../reports/dkimsign.js';
 import { Log } from '../log/log.js';
 
 const log = Log.pkg('queue');
@@ -56,11 +57,14 @@ export async function sendTLSReports(app: App): Promise<number> {
       const file = await app.store.writeTemp(msg);
       try {
         const at = dest.address.lastIndexOf('@');
+        // RFC 8460 5.3: report messages are DKIM-signed by the sending domain.
+        const prefix = Buffer.from(await dkimSignatures(app.config, hostname, msg, new Date(now)));
         // The null sender: a failing report must not cause a DSN (RFC 3461 6.2 applies in spirit).
         q.enqueue(file, {
           account: app.config.static_.Postmaster.Account,
           sender: '',
           recipients: [{ address: dest.address, domain: dest.address.slice(at + 1) }],
+          prefix,
           requireTLS: false,
           nextAttempt: now,
           subject: `TLS report for ${policydomain}`,
