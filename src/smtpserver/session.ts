@@ -27,7 +27,7 @@ import type { IprevResult } from '../dmarc/authres.js';
 import type { VerifyResult as SPFVerify } from '../spf/evaluate.js';
 import { smtpConnections, smtpDelivered, smtpRejected, observeSMTPCommand } from '../metrics/metrics.js';
 import { Log } from '../log/log.js';
-import { incomingDelivered } from '../webhook/events.js';
+import { incomingDelivered, submissionExtra } from '../webhook/events.js';
 
 export type Kind = 'smtp' | 'submission' | 'submissions';
 
@@ -736,6 +736,7 @@ export class Session {
         nextAttempt: tx.holdUntil ?? this.app.clock.now(),
         messageId: sub.messageId,
         subject: sub.subject,
+        extra: submissionExtra(sub.header),
       });
       smtpDelivered.inc({ kind: this.opts.kind, result: 'queued' });
       this.log.info('queued', { from: mailFrom, rcpts: remote.map((r) => pathString(r.path)), hold: tx.holdUntil ? formatDate(new Date(tx.holdUntil)) : undefined });

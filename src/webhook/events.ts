@@ -6,6 +6,7 @@ import type { QueueMsg, RetiredMsg } from '../queue/store.js';
 import { suppressible, suppressionAdd } from '../queue/suppression.js';
 import type { Part } from '../message/part.js';
 import { decodedBody } from '../message/decode.js';
+import { decodeHeaderText, type Header } from '../message/header.js';
 import { normalizeDomain, splitAddress } from '../config/domains.js';
 import { Log } from '../log/log.js';
 import { queueIncoming, queueOutgoing } from './hooks.js';
@@ -19,6 +20,19 @@ function extraOf(m: { extra?: string }): Record<string, string> {
   } catch {
     return {};
   }
+}
+
+/**
+ * Webhook metadata of a message submitted over SMTP, from its "X-Postern-Extra-<key>: <value>"
+ * header fields, as the webapi's Extra. The fields stay in the message.
+ */
+export function submissionExtra(h: Header): Record<string, string> {
+  const extra: Record<string, string> = {};
+  for (const f of h.fields) {
+    const m = /^x-postern-extra-(.+)$/i.exec(f.name);
+    if (m && !Object.hasOwn(extra, m[1]!)) extra[m[1]!] = decodeHeaderText(f.value).trim();
+  }
+  return extra;
 }
 
 /** The reply code at the start of an SMTP reply text, e.g. 550 of "550 5.1.1 no such user". */

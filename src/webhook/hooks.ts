@@ -191,7 +191,8 @@ export class Webhooks {
     if (this.closed) return;
     clearTimeout(this.timer);
     const now = this.app.clock.now();
-    const hooks = this.app.queue.db.prepare('SELECT * FROM hook ORDER BY nextattempt, id').all() as Hook[];
+    // Bodies are read only for the attempt itself.
+    const hooks = this.app.queue.db.prepare('SELECT id, account, incoming, queuemsgid, nextattempt FROM hook ORDER BY nextattempt, id').all() as Pick<Hook, 'id' | 'account' | 'incoming' | 'queuemsgid' | 'nextattempt'>[];
     let next: number | undefined;
     for (const h of hooks) {
       if (this.inflight.has(h.id)) continue;
@@ -204,7 +205,7 @@ export class Webhooks {
       if (this.inflight.size >= CONCURRENCY) break;
       this.inflight.add(h.id);
       if (!h.incoming) this.busyMsgs.add(key);
-      const p = this.attempt(h)
+      const p = this.attempt(h.id)
         .catch((e) => log.error('webhook attempt', e as Error))
         .finally(() => {
           this.inflight.delete(h.id);
@@ -218,7 +219,9 @@ export class Webhooks {
     if (next !== undefined) this.timer = setTimeout(() => this.schedule(), Math.min(Math.max(next - now, 100), 10 * MINUTE));
   }
 
-  private async attempt(h: Hook): Promise<void> {
+  private async attempt(id: number): Promise<void> {
+    const h = this.app.queue.db.prepare('SELECT * FROM hook WHERE id = ?').get(id) as Hook | undefined;
+    if (!h) return;
     const attempt = h.attempts + 1;
     const start = this.app.clock.now();
     const t0 = Date.now();

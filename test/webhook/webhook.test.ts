@@ -8,7 +8,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startServe, type TestServer } from '../helpers/server.js';
 import { startFakeSMTP, type FakeServer } from '../helpers/smtpfake.js';
-import { startReceiver, mx, queued, waitFor, bobInbox } from '../queue/helpers.js';
+import { startReceiver, mx, queued, waitFor, bobInbox, submit } from '../queue/helpers.js';
 import { editDomains, sendData, smtpSession } from '../smtpserver/helpers.js';
 import { composeDSN } from '../../src/queue/dsn.js';
 import { api, enableWebAPI } from '../webapi/helpers.js';
@@ -98,6 +98,13 @@ test('a delivered event with the queue id, Message-ID, SMTP code, Extra and From
   const retired = (await sender.ctl('queue retired list')) as { id: number; sender: string }[];
   assert.equal(retired.find((r) => r.id === m.id)?.sender, `jane+${m.fromId}@example.test`);
   assert.ok((await bobInbox(receiver)).some((x) => x.toString().includes('webhook delivered')));
+});
+
+test('messages submitted over SMTP give events too, with Extra from X-Postern-Extra header fields', async () => {
+  await submit(sender, ['bob@remote.test'], 'smtp submitted', { headers: 'X-Postern-Extra-Ticket: 42\r\n' });
+  const p = await waitPost('delivered event', (x) => x.body.Subject === 'smtp submitted' && x.body.Event === 'delivered');
+  assert.deepEqual(p.body.Extra, { Ticket: '42' });
+  assert.equal(p.body.FromID, '');
 });
 
 test('a failed event for a permanent refusal, putting the address on the suppression list; sending to it again is refused', async () => {
