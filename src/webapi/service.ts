@@ -2,6 +2,7 @@
 // authentication (RFC 7617) and a JSON request, answered with JSON (or bytes for the raw methods);
 // errors are status 400 with {Code, Message}. A GET of a method URL shows a form with an example
 // request, <base>v0/ lists the methods, and <base>v0/openapi.json describes the API.
+import { createHmac, randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { registerService, type WebContext } from '../http/router.js';
 import { readBody, securityHeaders, sendJSON, sleep, HTTPError } from '../http/util.js';
@@ -55,6 +56,14 @@ ${result}`,
   );
 }
 
+/**
+ * Recently verified credentials, so that each call of an application does not pay for a bcrypt
+ * check (about 75 ms). Keyed by a keyed hash of user name and password; an entry ends after 5
+ * minutes, or when the password or the address changes.
+ */
+const verified = new Map<string, { account: string; changed: number; until: number }>();
+const cacheKey = randomBytes(32);
+
 /** The account of the basic authentication credentials; failures count against the network like other logins. */
 async function authenticate(req: IncomingMessage, ctx: WebContext): Promise<{ account: string; loginAddress: string }> {
   const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(req.headers.authorization ?? '');
@@ -66,6 +75,12 @@ async function authenticate(req: IncomingMessage, ctx: WebContext): Promise<{ ac
   const auth = ctx.app.auth;
   const conn = { protocol: 'http' as const, remoteIP: ctx.remoteIP, cid: ctx.cid };
   if (!auth.allowed(ctx.remoteIP)) throw new APIError('unauthorized', 'too many failed logins from your network, try again later');
+  const key = createHmac('sha256', cacheKey).update(`${username}\0${password}`).digest('base64');
+  const hit = verified.get(key);
+  const store = ctx.app.store;
+  if (hit && hit.until > Date.now() && ctx.app.config.addresses.loginAccount(username) === hit.account && store.account(hit.account).credentialsChanged() === hit.changed) {
+    return { account: hit.account, loginAddress: username };
+  }
   const account = password ? await auth.password(username, password) : undefined;
   if (!account) {
     auth.fail(conn, username, 'webapi-basic', 'bad credentials');
@@ -73,6 +88,8 @@ async function authenticate(req: IncomingMessage, ctx: WebContext): Promise<{ ac
     throw new APIError('unauthorized', 'wrong user name or password');
   }
   auth.succeed(conn, username, account, 'webapi-basic');
+  if (verified.size >= 1000) verified.delete(verified.keys().next().value!);
+  verified.set(key, { account, changed: store.account(account).credentialsChanged(), until: Date.now() + 5 * 60_000 });
   return { account, loginAddress: username };
 }
 

@@ -239,3 +239,11 @@ test('postern webapi lists methods, prints examples and calls a method with the 
   assert.equal(r.code, 1);
   assert.match(r.stderr, /notFound/);
 });
+
+test('verified credentials are remembered only until the password changes', async () => {
+  assert.equal((await api(sender, 'SuppressionList', {})).status, 200);
+  assert.equal((await sender.cli(['setaccountpassword', 'jane'], 'new-pass\n')).code, 0);
+  assert.equal((await api(sender, 'SuppressionList', {})).status, 401);
+  const r = await api(sender, 'SuppressionList', {}, { auth: 'Basic ' + Buffer.from('jane@example.test:new-pass').toString('base64') });
+  assert.equal(r.status, 200);
+});
