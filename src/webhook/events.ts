@@ -64,7 +64,7 @@ export function deliveryResult(app: App, msgs: QueueMsg[], r: AttemptResult): vo
     try {
       const event: OutgoingEvent = r.kind === 'delivered' ? 'delivered' : r.suppressed ? 'suppressed' : r.final ? 'failed' : 'delayed';
       let suppressing = false;
-      if (event === 'failed' && r.smtp && r.status && suppressible(r.status)) {
+      if (event === 'failed' && r.status && suppressible(r.status)) {
         suppressing = suppressionAdd(app.queue, m.account, m.recipient, { manual: false, reason: `delivery failed permanently: ${r.diag ?? r.status}`, now: app.clock.now() });
         if (suppressing) log.info('recipient suppressed after failed delivery', { account: m.account, recipient: m.recipient, status: r.status });
       }
