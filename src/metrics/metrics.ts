@@ -120,3 +120,17 @@ export const queueBytes = new Gauge({
     if (s) this.set(s.bytes);
   },
 });
+
+export const queueDeliveries = new Counter({
+  name: 'postern_queue_deliveries_total',
+  help: 'Outgoing delivery attempts per recipient, by result: delivered, temporary (will be retried), permanent and expired (gave up).',
+  labelNames: ['result'] as const,
+  registers: [registry],
+});
+
+export const queueTLS = new Counter({
+  name: 'postern_queue_tls_sessions_total',
+  help: 'Outgoing SMTP sessions by transport security policy (sts for MTA-STS, tlsa for DANE, no-policy-found) and result (success, or the RFC 8460 failure type).',
+  labelNames: ['policy', 'result'] as const,
+  registers: [registry],
+});

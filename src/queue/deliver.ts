@@ -27,6 +27,7 @@ import { chooseTransport, checkTransports, type Chosen } from './route.js';
 import { dialSocks, dialTCP } from './dial.js';
 import { composeDSN, type Action, type DSNRecipient } from './dsn.js';
 import { recordTLSResult, sendTLSReports } from './tlsreports.js';
+import { queueDeliveries, queueTLS } from '../metrics/metrics.js';
 import { suppressionLookup } from './suppression.js';
 import { deliveryResult } from '../webhook/events.js';
 
@@ -228,6 +229,7 @@ export class Delivery {
     const keep = this.app.config.static_.Queue.RetiredDays * 86400_000;
     const exist = msgs.filter((m) => q.get(m.id));
     if (o.kind === 'delivered') {
+      queueDeliveries.inc({ result: 'delivered' }, exist.length);
       q.retire(exist, true, null, now, keep, false);
       for (const m of exist) log.info('delivered', { id: m.id, recipient: m.recipient, mta: o.mta });
       deliveryResult(this.app, exist, { kind: 'delivered', final: true, reply: o.reply });
@@ -236,6 +238,7 @@ export class Delivery {
     const detail = JSON.stringify({ status: o.status, mta: o.mta, diag: o.diag, smtp: o.smtp });
     for (const m of exist) {
       const giveUp = o.kind === 'permanent' || m.attempts >= m.maxattempts;
+      queueDeliveries.inc({ result: o.kind === 'permanent' ? 'permanent' : giveUp ? 'expired' : 'temporary' });
       m.lasterror = o.diag;
       m.lastdetail = detail;
       if (giveUp) q.retire([m], false, o.diag, now, keep, false);
@@ -572,6 +575,7 @@ export class Delivery {
   }
 
   private tlsResult(p: TLSPlan['report'], ok: boolean, failure?: Omit<PolicyResult['failures'][number], 'failedSessionCount'>): void {
+    queueTLS.inc({ policy: p.policyType, result: ok ? 'success' : (failure?.resultType ?? 'failure') });
     try {
       recordTLSResult(this.app.queue, this.app.clock.now(), {
         ...p,

@@ -55,6 +55,8 @@ test('a submitted message reaches the remote Postern, with a DKIM signature it v
   assert.ok(retired.some((r) => r.recipient === 'bob@remote.test' && r.success === 1));
   // Nothing came back to the sender.
   assert.equal((await janeInbox(sender)).filter((m) => /mail deliver/.test(header(m, 'subject') ?? '')).length, 0);
+  assert.ok((await sender.metric('postern_queue_deliveries_total', { result: 'delivered' })) >= 1);
+  assert.ok((await sender.metric('postern_queue_tls_sessions_total', { policy: 'no-policy-found', result: 'success' })) >= 1);
 });
 
 test('NOTIFY=SUCCESS gives a "delivered" DSN in the sender\'s Inbox', async () => {
