@@ -44,18 +44,24 @@ async function cmdFetch(s: Session, p: Parser, c: CommandContext): Promise<undef
   }
   const uids = s.resolve(set, uid);
   const withPart = needsPart(atts);
-  const content = needsContent(atts) || withPart;
+  const content = needsContent(atts);
   const markSeen = setsSeen(atts) && !sel.readOnly;
   const acc = s.account!;
+  // For many messages, one query for all rows instead of one per message.
+  const rows = uids.length > 20 ? new Map(acc.messages(sel.mailbox.id).map((r) => [r.uid, r])) : undefined;
   let done = 0;
   for (const u of uids) {
-    let row = acc.message(sel.mailbox.id, u);
+    let row = rows ? rows.get(u) : acc.message(sel.mailbox.id, u);
     if (!row) continue; // Expunged by another session; the EXPUNGE comes later.
     if (changedSince !== undefined && row.modseq <= changedSince) continue;
     const seq = s.seqOf(u);
     const f: Fetched = { row, seq };
     if (content) f.msg = await acc.readMessage(row);
-    if (withPart) f.part = acc.part(row) ?? parseMessage(f.msg!);
+    if (withPart) {
+      // The structure is stored at delivery; only messages from before that are parsed now.
+      f.part = acc.part(row);
+      if (!f.part) f.part = parseMessage((f.msg ??= await acc.readMessage(row)));
+    }
     let flagsChanged = false;
     if (markSeen && !(row.flags & Flag.Seen)) {
       row = acc.storeFlags(sel.mailbox.id, [u], '+', ['\\Seen'], s)[0] ?? row;
@@ -72,7 +78,8 @@ async function cmdFetch(s: Session, p: Parser, c: CommandContext): Promise<undef
     // RFC 9051 6.4.5: a \Seen set as side effect is reported.
     if (flagsChanged && !atts.some((a) => a.name === 'FLAGS')) items.push(Buffer.from(` FLAGS (${flagList(row.flags, row.keywords).join(' ')})`));
     s.conn.write(s.fetchResponse(seq, u, items));
-    if (content) await s.conn.drain();
+    // Back-pressure: wait for the client only when much is buffered.
+    if (s.conn.socket.writableLength > 1 << 20) await s.conn.drain();
     // RFC 9585: progress of long commands.
     if (++done % 1000 === 0 && uids.length >= 2000) s.untagged(`OK [INPROGRESS ("${c.tag}" ${done} ${uids.length})] fetching`);
   }
@@ -116,10 +123,12 @@ function cmdStore(s: Session, p: Parser, uid: boolean): string | undefined {
     });
   }
   const changed = new Set(acc.storeFlags(sel.mailbox.id, uids, op, flags, s).map((m) => m.uid));
+  if (silent && !(s.condstore && changed.size)) return modified.length ? `[MODIFIED ${formatSet(modified)}] conditional store completed` : undefined;
+  const rows = uids.length > 20 ? new Map(acc.messages(sel.mailbox.id).map((r) => [r.uid, r])) : undefined;
   for (const u of uids) {
     // With .SILENT, only a client using CONDSTORE hears about the new modseq (RFC 7162 3.1.3).
     if (silent && !(s.condstore && changed.has(u))) continue;
-    const m = acc.message(sel.mailbox.id, u);
+    const m = rows ? rows.get(u) : acc.message(sel.mailbox.id, u);
     if (!m) continue;
     const parts = [uid ? `UID ${u}` : '', silent ? '' : `FLAGS (${flagList(m.flags, m.keywords).join(' ')})`, s.condstore ? `MODSEQ (${m.modseq})` : ''].filter(Boolean);
     s.conn.write(s.fetchResponse(s.seqOf(u), u, parts.join(' ')));

@@ -124,6 +124,8 @@ export class Trainer {
         this.autoFlags(row, from);
         void this.enqueue(() => this.update(row.id));
       } else if (c.type === 'flags') {
+        // Only the junk flags count: a change of others matters only for an already trained message.
+        if (!(c.flags & (Flag.Junk | Flag.NotJunk)) && this.st.trainedAt.get(c.mailboxId, c.uid) === undefined) continue;
         const row = this.st.byUid.get(c.mailboxId, c.uid) as MsgRow | undefined;
         if (row) void this.enqueue(() => this.update(row.id));
       }
