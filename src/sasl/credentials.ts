@@ -90,6 +90,21 @@ export async function verifyPassword(creds: Pick<StoredCredentials, 'bcrypt'>, p
   } catch {
     return false;
   }
+  // Mail clients log in again and again with the same password: a recent success is
+  // remembered under a keyed hash of hash and password, so a new password (new hash) never matches.
+  const key = createHmac('sha256', cacheKey).update(creds.bcrypt).update('\0').update(prepared).digest('base64');
+  const until = verified.get(key);
+  if (until !== undefined && until > Date.now()) return true;
   // bcryptjs compares the computed hash with a constant-time loop.
-  return bcrypt.compare(bcryptInput(prepared), creds.bcrypt);
+  const ok = await bcrypt.compare(bcryptInput(prepared), creds.bcrypt);
+  if (ok) {
+    verified.delete(key);
+    verified.set(key, Date.now() + 5 * 60_000);
+    if (verified.size > 1000) verified.delete(verified.keys().next().value!);
+  }
+  return ok;
 }
+
+const cacheKey = randomBytes(32);
+/** Recently verified passwords: keyed hash to expiry time, oldest first. */
+const verified = new Map<string, number>();

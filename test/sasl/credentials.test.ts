@@ -51,3 +51,15 @@ test('passwords longer than 72 bytes are distinguished by their tail', async () 
   assert.equal(await verifyPassword(creds, long + 'X'), true);
   assert.equal(await verifyPassword(creds, long + 'Y'), false);
 });
+
+test('a verified password is remembered for its hash only', async () => {
+  const creds = await deriveCredentials('remember me');
+  assert.equal(await verifyPassword(creds, 'remember me'), true);
+  const t0 = performance.now();
+  assert.equal(await verifyPassword(creds, 'remember me'), true);
+  assert.ok(performance.now() - t0 < 10, 'second check of the same password should not run bcrypt');
+  assert.equal(await verifyPassword(creds, 'remember mE'), false);
+  const changed = await deriveCredentials('a new password');
+  assert.equal(await verifyPassword(changed, 'remember me'), false);
+  assert.equal(await verifyPassword(changed, 'a new password'), true);
+});
