@@ -4,7 +4,8 @@
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openDatabase } from '../store/sqlite.js';
 import { fsyncDir, type MsgFile } from '../store/tempfile.js';
 import { parseDomain } from '../dns/domain.js';
 
@@ -297,17 +298,7 @@ export class QueueStore extends EventEmitter {
     super();
     this.dir = path.join(dataDir, 'queue');
     fs.mkdirSync(path.join(this.dir, 'msg'), { recursive: true, mode: 0o700 });
-    this.db = new Database(path.join(this.dir, 'index.db'));
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 5000');
-    const version = this.db.pragma('user_version', { simple: true }) as number;
-    for (let v = version; v < schema.length; v++) {
-      this.db.transaction(() => {
-        this.db.exec(schema[v]!);
-        this.db.pragma(`user_version = ${v + 1}`);
-      })();
-    }
+    this.db = openDatabase(path.join(this.dir, 'index.db'), { durable: true, migrations: schema });
   }
 
   filePath(fileid: number): string {

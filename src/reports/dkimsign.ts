@@ -1,8 +1,7 @@
 // DKIM signatures for messages the server sends itself (reports), from postmaster@<hostname>.
-import fs from 'node:fs';
-import { createPrivateKey } from 'node:crypto';
 import type { Config } from '../config/load.js';
-import { sign, type SignOptions } from '../dkim/sign.js';
+import { sign } from '../dkim/sign.js';
+import { signOptions } from '../smtpserver/submit.js';
 import { normalizeDomain } from '../config/domains.js';
 
 /**
@@ -23,20 +22,6 @@ export function signingDomain(config: Config, fromDomain: string): string | unde
 export async function dkimSignatures(config: Config, fromDomain: string, msg: Buffer, now: Date): Promise<string> {
   const domain = signingDomain(config, fromDomain);
   if (!domain) return '';
-  const dkim = config.domains.Domains[domain]!.DKIM;
-  const opts: SignOptions[] = dkim.Sign.map((sel) => {
-    const s = dkim.Selectors[sel]!;
-    return {
-      domain,
-      selector: sel,
-      privateKey: createPrivateKey(fs.readFileSync(config.resolve(s.PrivateKeyFile))),
-      headerCanon: s.HeaderCanon,
-      bodyCanon: s.BodyCanon,
-      headers: s.Headers.length ? s.Headers : undefined,
-      oversign: !s.NoOversign,
-      expiration: s.ExpirationSeconds,
-      timestamp: now,
-    };
-  });
+  const opts = signOptions(config, domain, now);
   return sign(msg, opts);
 }

@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { openDatabase } from '../store/sqlite.js';
 import type { Feedback, Evaluation } from '../dmarcrpt/report.js';
 import type { DMARCRecord } from '../dmarc/record.js';
 import type { Report as TLSReport } from '../tlsrpt/report.js';
@@ -93,17 +94,7 @@ export class ReportStore {
       return;
     }
     fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 5000');
-    const version = this.db.pragma('user_version', { simple: true }) as number;
-    for (let v = version; v < schema.length; v++) {
-      this.db.transaction(() => {
-        this.db.exec(schema[v]!);
-        this.db.pragma(`user_version = ${v + 1}`);
-      })();
-    }
+    this.db = openDatabase(file, { durable: true, migrations: schema });
   }
 
   /** Adds a received DMARC report; false if the same report was stored before. */

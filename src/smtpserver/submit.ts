@@ -41,6 +41,26 @@ function loadKey(file: string): KeyObject {
   return key;
 }
 
+/** Signing options for each selector a domain signs with (keys loaded once, see loadKey). */
+export function signOptions(config: Config, domain: string, now: Date): SignOptions[] {
+  const dkim = config.domains.Domains[domain]?.DKIM;
+  if (!dkim) return [];
+  return dkim.Sign.map((sel) => {
+    const s = dkim.Selectors[sel]!;
+    return {
+      domain,
+      selector: sel,
+      privateKey: loadKey(config.resolve(s.PrivateKeyFile)),
+      headerCanon: s.HeaderCanon,
+      bodyCanon: s.BodyCanon,
+      headers: s.Headers.length ? s.Headers : undefined,
+      oversign: !s.NoOversign,
+      expiration: s.ExpirationSeconds,
+      timestamp: now,
+    };
+  });
+}
+
 /** Loads all configured DKIM keys, e.g. before giving up the privileges to read them. */
 export function preloadDKIMKeys(config: Config): void {
   for (const d of Object.values(config.domains.Domains)) {
@@ -79,20 +99,7 @@ export async function prepareSubmission(config: Config, account: string, msg: Bu
   const dkim = domain ? config.domains.Domains[domain]?.DKIM : undefined;
   let signatures = '';
   if (dkim && dkim.Sign.length > 0) {
-    const opts: SignOptions[] = dkim.Sign.map((sel) => {
-      const s = dkim.Selectors[sel]!;
-      return {
-        domain: domain!,
-        selector: sel,
-        privateKey: loadKey(config.resolve(s.PrivateKeyFile)),
-        headerCanon: s.HeaderCanon,
-        bodyCanon: s.BodyCanon,
-        headers: s.Headers.length ? s.Headers : undefined,
-        oversign: !s.NoOversign,
-        expiration: s.ExpirationSeconds,
-        timestamp: now,
-      };
-    });
+    const opts = signOptions(config, domain!, now);
     try {
       signatures = await sign(Buffer.concat([Buffer.from(added), msg]), opts);
     } catch (e) {

@@ -4,8 +4,9 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import Database from 'better-sqlite3';
-import { migrate } from './schema.js';
+import type Database from 'better-sqlite3';
+import { migrations } from './schema.js';
+import { openDatabase } from './sqlite.js';
 import { fsyncDir, type MsgFile } from './tempfile.js';
 import { parseFlags } from './flags.js';
 import type { Part } from '../message/part.js';
@@ -191,13 +192,9 @@ export class Account extends EventEmitter {
     this.setMaxListeners(0);
     this.log = Log.pkg('store').with({ account: name });
     fs.mkdirSync(path.join(dir, 'msg'), { recursive: true, mode: 0o700 });
-    this.db = new Database(path.join(dir, 'index.db'));
-    this.db.pragma('journal_mode = WAL');
     // A commit returns only when it is on disk: the SMTP 250 depends on it.
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 5000');
+    this.db = openDatabase(path.join(dir, 'index.db'), { durable: true, migrations });
     this.db.pragma('foreign_keys = ON');
-    migrate(this.db);
     this.stmts = {
       mailboxByKey: this.db.prepare('SELECT * FROM mailbox WHERE namekey = ?'),
       mailboxById: this.db.prepare('SELECT * FROM mailbox WHERE id = ?'),

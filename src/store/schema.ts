@@ -1,7 +1,8 @@
 // Schema of the per-account index database, with versioned upgrades applied at open.
 import type Database from 'better-sqlite3';
+import { applyMigrations } from './sqlite.js';
 
-const migrations: string[] = [
+export const migrations: readonly string[] = [
   // 1: initial schema.
   `
   CREATE TABLE meta (key TEXT PRIMARY KEY, value ANY) STRICT;
@@ -104,12 +105,5 @@ const migrations: string[] = [
 export const schemaVersion = migrations.length;
 
 export function migrate(db: Database.Database): void {
-  const version = db.pragma('user_version', { simple: true }) as number;
-  if (version > schemaVersion) throw new Error(`database schema version ${version} is newer than this Postern (${schemaVersion})`);
-  for (let v = version; v < schemaVersion; v++) {
-    db.transaction(() => {
-      db.exec(migrations[v]!);
-      db.pragma(`user_version = ${v + 1}`);
-    })();
-  }
+  applyMigrations(db, migrations, 'account index');
 }
