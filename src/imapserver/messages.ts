@@ -1,6 +1,8 @@
 // Message commands: FETCH, STORE, COPY, MOVE, EXPUNGE, CLOSE, UNSELECT, APPEND, REPLACE.
 import fsp from 'node:fs/promises';
 import { register, No, Bad, appendLimit, type CommandContext } from './registry.js';
+import { ReadAhead } from './readahead.js';
+import type { MessageRow } from '../store/account.js';
 import { parseFetchAtts, fetchItems, needsContent, needsPart, setsSeen, FetchError, type Fetched } from './fetch.js';
 import { formatSet, formatOrdered } from './uidset.js';
 import type { Parser } from './parse.js';
@@ -49,14 +51,21 @@ async function cmdFetch(s: Session, p: Parser, c: CommandContext): Promise<undef
   const acc = s.account!;
   // For many messages, one query for all rows instead of one per message.
   const rows = uids.length > 20 ? new Map(acc.messages(sel.mailbox.id).map((r) => [r.uid, r])) : undefined;
-  let done = 0;
+  const todo: MessageRow[] = [];
   for (const u of uids) {
-    let row = rows ? rows.get(u) : acc.message(sel.mailbox.id, u);
+    const row = rows ? rows.get(u) : acc.message(sel.mailbox.id, u);
     if (!row) continue; // Expunged by another session; the EXPUNGE comes later.
     if (changedSince !== undefined && row.modseq <= changedSince) continue;
+    todo.push(row);
+  }
+  const files = content ? new ReadAhead(todo, (r) => acc.readMessage(r), (r) => r.size) : undefined;
+  let done = 0;
+  for (let i = 0; i < todo.length; i++) {
+    let row = todo[i]!;
+    const u = row.uid;
     const seq = s.seqOf(u);
     const f: Fetched = { row, seq };
-    if (content) f.msg = await acc.readMessage(row);
+    if (files) f.msg = await files.get(i);
     if (withPart) {
       // The structure is stored at delivery; only messages from before that are parsed now.
       f.part = acc.part(row);
@@ -81,7 +90,7 @@ async function cmdFetch(s: Session, p: Parser, c: CommandContext): Promise<undef
     // Back-pressure: wait for the client only when much is buffered.
     if (s.conn.socket.writableLength > 1 << 20) await s.conn.drain();
     // RFC 9585: progress of long commands.
-    if (++done % 1000 === 0 && uids.length >= 2000) s.untagged(`OK [INPROGRESS ("${c.tag}" ${done} ${uids.length})] fetching`);
+    if (++done % 1000 === 0 && todo.length >= 2000) s.untagged(`OK [INPROGRESS ("${c.tag}" ${done} ${todo.length})] fetching`);
   }
   return;
 }

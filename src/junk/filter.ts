@@ -61,6 +61,13 @@ const schema = `
 
 const chunkSize = 250;
 
+/** One message's words, added (n = 1) or removed (n = -1) as ham or spam. */
+export interface TrainItem {
+  tokens: Iterable<string>;
+  spam: boolean;
+  n: 1 | -1;
+}
+
 export class Filter {
   readonly db: Database.Database;
   private readonly st;
@@ -102,12 +109,32 @@ export class Filter {
 
   /** Adds (n = 1) or removes (n = -1) one message's words as ham or spam. Call within a transaction for batches. */
   train(tokens: Iterable<string>, spam: boolean, n: 1 | -1): void {
+    this.trainMany([{ tokens, spam, n }]);
+  }
+
+  /** Trains several messages at once, writing each word once. Call within a transaction. */
+  trainMany(items: readonly TrainItem[]): void {
+    if (!items.length) return;
+    let dham = 0;
+    let dspam = 0;
+    const delta = new Map<string, { ham: number; spam: number }>();
+    for (const { tokens, spam, n } of items) {
+      if (spam) dspam += n;
+      else dham += n;
+      for (const w of tokens) {
+        let d = delta.get(w);
+        if (!d) delta.set(w, (d = { ham: 0, spam: 0 }));
+        if (spam) d.spam += n;
+        else d.ham += n;
+      }
+    }
     const c = this.counts();
-    if (spam) this.setMeta('nspam', Math.max(0, c.nspam + n));
-    else this.setMeta('nham', Math.max(0, c.nham + n));
-    for (const w of tokens) {
-      this.st.add.run(w, spam ? 0 : n, spam ? n : 0);
-      if (n < 0) this.st.prune.run(w);
+    if (dham) this.setMeta('nham', Math.max(0, c.nham + dham));
+    if (dspam) this.setMeta('nspam', Math.max(0, c.nspam + dspam));
+    for (const [w, d] of delta) {
+      if (d.ham === 0 && d.spam === 0) continue;
+      this.st.add.run(w, d.ham, d.spam);
+      if (d.ham < 0 || d.spam < 0) this.st.prune.run(w);
     }
   }
 

@@ -3,12 +3,13 @@
 // messages in the not-junk mailboxes, and messages kept a while in Inbox or Junk (classOf).
 // Each message's trained state is recorded, so a change untrains the old class first and a
 // message is never counted twice.
-import fsp from 'node:fs/promises';
+import fs from 'node:fs';
+import { promisify } from 'node:util';
 import type { Account, Change } from '../store/account.js';
 import { Flag, flagList } from '../store/flags.js';
 import type { Clock } from '../limits/limiter.js';
 import type { Log } from '../log/log.js';
-import type { Filter } from './filter.js';
+import type { Filter, TrainItem } from './filter.js';
 import { classOf, mailboxRoles, type Class } from './reputation.js';
 import type { JunkSettings } from './settings.js';
 import { tokenize } from './tokenize.js';
@@ -28,6 +29,12 @@ const arrival =
   'remoteip, remoteipmask1 AS ip1, remoteipmask2 AS ip2, remoteipmask3 AS ip3, ehlodomain, ehlovalidated, mailfromdomain, mailfromvalidated, msgfrom, msgfromdomain, msgfromorgdomain, msgfromvalidated, dkimdomains';
 const rowColumns = `id, mailbox_id, uid, flags, received, ${arrival}`;
 
+const readFile = promisify(fs.readFile);
+/** Messages brought up to date in one transaction: word counts shared among them are written once. */
+const batchSize = 100;
+/** Message files read at the same time. */
+const readers = 8;
+
 export class Trainer {
   private queue: Promise<void> = Promise.resolve();
   private pending = 0;
@@ -35,6 +42,9 @@ export class Trainer {
   /** A remove just seen: a move's adds follow it synchronously, in the same order. */
   private lastRemove?: { mailboxId: number; uids: number[] };
   private readonly st;
+  /** Messages whose training is to be brought in line with their state, by the next flush. */
+  private readonly dirty = new Set<number>();
+  private flushQueued = false;
   private readonly listener = (changes: Change[]) => this.onChanges(changes);
 
   constructor(
@@ -76,9 +86,9 @@ export class Trainer {
     return this.pending;
   }
 
-  /** Resolves when all queued work is done. */
-  idle(): Promise<void> {
-    return this.queue;
+  /** Resolves when all queued work is done, including work queued meanwhile. */
+  async idle(): Promise<void> {
+    while (this.pending > 0) await this.queue;
   }
 
   close(): void {
@@ -114,7 +124,7 @@ export class Trainer {
           if (this.lastRemove === removed) this.lastRemove = undefined;
           for (const uid of removed.uids) {
             const id = this.st.trainedAt.get(removed.mailboxId, uid) as number | undefined;
-            if (id !== undefined && !this.st.byId.get(id)) void this.enqueue(() => this.update(id));
+            if (id !== undefined && !this.st.byId.get(id)) this.touch(id);
           }
         });
       } else if (c.type === 'add') {
@@ -122,12 +132,12 @@ export class Trainer {
         if (!row) continue;
         const from = moved && moved.uids.length === changes.length ? moved.mailboxId : undefined;
         this.autoFlags(row, from);
-        void this.enqueue(() => this.update(row.id));
+        this.touch(row.id);
       } else if (c.type === 'flags') {
         // Only the junk flags count: a change of others matters only for an already trained message.
         if (!(c.flags & (Flag.Junk | Flag.NotJunk)) && this.st.trainedAt.get(c.mailboxId, c.uid) === undefined) continue;
         const row = this.st.byUid.get(c.mailboxId, c.uid) as MsgRow | undefined;
-        if (row) void this.enqueue(() => this.update(row.id));
+        if (row) this.touch(row.id);
       }
     }
   }
@@ -168,34 +178,85 @@ export class Trainer {
     this.st.dropDKIM.run(id);
   }
 
-  /** Brings one message's training in line with its current state. */
-  private async update(id: number): Promise<void> {
-    const row = this.st.byId.get(id) as MsgRow | undefined;
-    const want: Class = row ? classOf(row, mailboxRoles(this.acc, this.settings()), this.settings(), this.clock.now()) : undefined;
-    const rec = this.st.trained.get(id) as { msgid: number; spam: number } | undefined;
-    const had: Class = rec ? (rec.spam ? 'junk' : 'ham') : undefined;
-    if (want === had) {
-      if (rec && row) this.st.moveTrained.run(row.mailbox_id, row.uid, id);
-      return;
+  private touch(id: number): void {
+    this.dirty.add(id);
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    void this.enqueue(() => this.flush());
+  }
+
+  /** Brings a batch of messages' training in line with their current state. */
+  private async flush(): Promise<void> {
+    this.flushQueued = false;
+    const ids: number[] = [];
+    for (const id of this.dirty) {
+      ids.push(id);
+      this.dirty.delete(id);
+      if (ids.length === batchSize) break;
     }
-    let tokens: Set<string>;
-    try {
-      tokens = tokenize(await fsp.readFile(this.acc.messagePath(id)));
-    } catch (e) {
-      // The file of an expunged message may be gone already: only the record can go.
-      this.log.info('cannot read message for junk filter training', { msgid: id, err: (e as Error).message });
-      if (!row) this.dropTrained(id);
-      return;
+    if (this.dirty.size) {
+      this.flushQueued = true;
+      void this.enqueue(() => this.flush());
+    }
+    const s = this.settings();
+    const roles = mailboxRoles(this.acc, s);
+    /** What the message should count as, and what it was trained as. */
+    const state = (id: number) => {
+      const row = this.st.byId.get(id) as MsgRow | undefined;
+      const want: Class = row ? classOf(row, roles, s, this.clock.now()) : undefined;
+      const rec = this.st.trained.get(id) as { msgid: number; spam: number } | undefined;
+      const had: Class = rec ? (rec.spam ? 'junk' : 'ham') : undefined;
+      return { row, want, rec, had };
+    };
+    const changing = ids.filter((id) => {
+      const { want, had } = state(id);
+      return want !== had;
+    });
+    // The words of each message that changes class, read a few files at a time.
+    const tokens = new Map<number, Set<string> | Error>();
+    for (let i = 0; i < changing.length; i += readers) {
+      await Promise.all(
+        changing.slice(i, i + readers).map(async (id) => {
+          try {
+            tokens.set(id, tokenize(await readFile(this.acc.messagePath(id))));
+          } catch (e) {
+            tokens.set(id, e as Error);
+          }
+        }),
+      );
     }
     if (this.closed) return;
+    let trained = 0;
     this.filter.db.transaction(() => {
-      if (had) this.filter.train(tokens, had === 'junk', -1);
-      if (want && row) {
-        this.filter.train(tokens, want === 'junk', 1);
-        this.record(row, want === 'junk');
-      } else this.dropTrained(id);
+      const learn: TrainItem[] = [];
+      for (const id of ids) {
+        // The state again: the message may have changed while files were read.
+        const { row, want, rec, had } = state(id);
+        if (want === had) {
+          if (rec && row) this.st.moveTrained.run(row.mailbox_id, row.uid, id);
+          continue;
+        }
+        const t = tokens.get(id);
+        if (t === undefined) {
+          this.touch(id);
+          continue;
+        }
+        if (t instanceof Error) {
+          // The file of an expunged message may be gone already: only the record can go.
+          this.log.info('cannot read message for junk filter training', { msgid: id, err: t.message });
+          if (!row) this.dropTrained(id);
+          continue;
+        }
+        if (had) learn.push({ tokens: t, spam: had === 'junk', n: -1 });
+        if (want && row) {
+          learn.push({ tokens: t, spam: want === 'junk', n: 1 });
+          this.record(row, want === 'junk');
+        } else this.dropTrained(id);
+        trained++;
+      }
+      this.filter.trainMany(learn);
     })();
-    this.log.debug('junk filter trained', { msgid: id, from: had ?? 'none', to: want ?? 'none' });
+    if (trained) this.log.debug('junk filter trained', { messages: trained });
   }
 
   /**
@@ -218,7 +279,7 @@ export class Trainer {
               young = true;
               break;
             }
-            void this.enqueue(() => this.update(r.id));
+            this.touch(r.id);
             mark = r.uid;
           }
           this.st.setScanMark.run(mbId, mark);
@@ -247,15 +308,15 @@ export class Trainer {
           const c = classOf(row, roles, s, now);
           if (!c) continue;
           try {
-            learned.push({ row, spam: c === 'junk', tokens: tokenize(await fsp.readFile(this.acc.messagePath(row.id))) });
+            learned.push({ row, spam: c === 'junk', tokens: tokenize(await readFile(this.acc.messagePath(row.id))) });
           } catch (e) {
             this.log.info('cannot read message for junk filter training', { msgid: row.id, err: (e as Error).message });
           }
         }
         if (this.closed) return;
         this.filter.db.transaction(() => {
+          this.filter.trainMany(learned.map((l) => ({ tokens: l.tokens, spam: l.spam, n: 1 })));
           for (const l of learned) {
-            this.filter.train(l.tokens, l.spam, 1);
             this.record(l.row, l.spam);
             if (l.spam) result.spam++;
             else result.ham++;

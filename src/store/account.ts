@@ -2,8 +2,8 @@
 // Only the server process changes messages; changes are broadcast to open sessions.
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
-import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import type Database from 'better-sqlite3';
 import { migrations } from './schema.js';
 import { openDatabase } from './sqlite.js';
@@ -12,6 +12,9 @@ import { parseFlags } from './flags.js';
 import type { Part } from '../message/part.js';
 import { parseHeader } from '../message/header.js';
 import { Log } from '../log/log.js';
+
+// The callback form: fs/promises readFile costs about twice the CPU for small files (Node 20).
+const readFile = promisify(fs.readFile);
 
 export const msgsPerDir = 8192;
 
@@ -198,6 +201,7 @@ export class Account extends EventEmitter {
     this.stmts = {
       mailboxByKey: this.db.prepare('SELECT * FROM mailbox WHERE namekey = ?'),
       mailboxById: this.db.prepare('SELECT * FROM mailbox WHERE id = ?'),
+      mailboxes: this.db.prepare('SELECT * FROM mailbox ORDER BY name'),
       insertMessage: this.db.prepare(
         'INSERT INTO message (mailbox_id, uid, modseq, createmodseq, flags, keywords, size, prefix, received, savedate, part) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
@@ -275,7 +279,7 @@ export class Account extends EventEmitter {
   }
 
   mailboxes(): MailboxRow[] {
-    return (this.db.prepare('SELECT * FROM mailbox ORDER BY name').all() as Row[]).map(mailboxRow);
+    return (this.stmts.mailboxes.all() as Row[]).map(mailboxRow);
   }
 
   mailbox(name: string): MailboxRow | undefined {
@@ -316,7 +320,7 @@ export class Account extends EventEmitter {
   /** The stored message: delivery prefix followed by the message file. */
   async readMessage(m: MessageRow): Promise<Buffer> {
     const prefix = this.prefix(m);
-    const file = await fsp.readFile(this.messagePath(m.id));
+    const file = await readFile(this.messagePath(m.id));
     return prefix.length ? Buffer.concat([prefix, file]) : file;
   }
 

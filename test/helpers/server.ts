@@ -77,7 +77,8 @@ export class TestServer {
 
   async start(): Promise<void> {
     this.output = '';
-    const proc = spawn(process.execPath, ['--import', 'tsx', mainTS, ...this.args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, POSTERN_TEST_CLOCK: '1' } });
+    // POSTERN_CPUPROF=<dir>: V8 CPU profiles of each server run, for finding where benchmarks spend time.
+    const proc = spawn(process.execPath, [...(process.env.POSTERN_CPUPROF ? ['--cpu-prof', '--cpu-prof-dir=' + process.env.POSTERN_CPUPROF] : []), '--import', 'tsx', mainTS, ...this.args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, POSTERN_TEST_CLOCK: '1' } });
     this.proc = proc;
     await new Promise<void>((resolve, reject) => {
       const onData = (d: Buffer) => {
