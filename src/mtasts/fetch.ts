@@ -2,10 +2,9 @@
 
 import http from 'node:http';
 import tls from 'node:tls';
-import { isIP, type LookupFunction } from 'node:net';
-import type { LookupAddress } from 'node:dns';
 import { parseDomain } from '../dns/domain.js';
 import type { Resolver } from '../dns/types.js';
+import { resolverLookup } from '../dns/lookup.js';
 import { MAX_POLICY_SIZE, parsePolicy, type Policy } from './policy.js';
 
 export interface FetchOptions {
@@ -114,20 +113,4 @@ export async function fetchPolicy(domain: string, opts: FetchOptions = {}): Prom
   } catch (err) {
     throw new PolicyFetchError('sts-policy-invalid', `${url}: ${(err as Error).message}`);
   }
-}
-
-/** A lookup function for net.connect that asks the given resolver. */
-function resolverLookup(resolver: Resolver): LookupFunction {
-  return (hostname, options, callback) => {
-    const want = options.family === 'IPv4' ? 4 : options.family === 'IPv6' ? 6 : (options.family ?? 0);
-    resolver.lookupIP(hostname).then(
-      (r) => {
-        const all: LookupAddress[] = r.records.map((address) => ({ address, family: isIP(address) })).filter((a) => want === 0 || a.family === want);
-        if (all.length === 0) return callback(Object.assign(new Error(`no addresses for ${hostname}`), { code: 'ENOTFOUND' }), '');
-        if (options.all) callback(null, all);
-        else callback(null, all[0]!.address, all[0]!.family);
-      },
-      (err: Error) => callback(err, ''),
-    );
-  };
 }

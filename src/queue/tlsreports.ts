@@ -1,9 +1,14 @@
 // TLS results of outbound sessions, kept per policy domain and UTC day, and the daily TLS
 // reports (RFC 8460) sent to the policy domains that publish a _smtp._tls record.
+import fs from 'node:fs';
 import fsp from 'node:fs/promises';
+import https from 'node:https';
+import tls from 'node:tls';
+import { gzipSync } from 'node:zlib';
 import type { App } from '../server/app.js';
 import type { QueueStore } from './store.js';
-import { buildReport, type PolicyResult } from '../tlsrpt/report.js';
+import { buildReport, reportJSON, type PolicyResult } from '../tlsrpt/report.js';
+import { resolverLookup } from '../dns/lookup.js';
 import { lookupTLSRPTRecord } from '../tlsrpt/record.js';
 import { composeReportMessage } from '../tlsrpt/message.js';
 import { dkimSignatures } from '../reports/dkimsign.js';
@@ -22,9 +27,9 @@ export function tlsResults(q: QueueStore): { policydomain: string; day: number; 
 }
 
 /**
- * Sends the reports of days that have ended (RFC 8460 4.1: a report covers a UTC day), by
- * mail to the "mailto:" destinations of the policy domain's record, and forgets the results.
- * HTTPS destinations are not used. Returns the number of report messages queued.
+ * Sends the reports of days that have ended (RFC 8460 4.1: a report covers a UTC day) to the
+ * destinations of the policy domain's record, by mail to "mailto:" addresses and by HTTPS POST to
+ * "https:" URLs, and forgets the results. Returns the number of reports queued or posted.
  */
 export async function sendTLSReports(app: App): Promise<number> {
   const q = app.queue;
@@ -52,7 +57,11 @@ export async function sendTLSReports(app: App): Promise<number> {
       rows,
     );
     for (const dest of rec.record.rua) {
-      if (dest.type !== 'mailto') continue;
+      if (dest.type === 'https') {
+        postReport(app, dest.url, gzipSync(reportJSON(report)), policydomain);
+        sent++;
+        continue;
+      }
       const msg = composeReportMessage({ from: `postmaster@${hostname}`, to: dest.address, submitter: hostname, policyDomain: policydomain, report, date: new Date(now) });
       const file = await app.store.writeTemp(msg);
       try {
@@ -78,4 +87,45 @@ export async function sendTLSReports(app: App): Promise<number> {
     }
   }
   return sent;
+}
+
+const postTimeoutMs = 30_000;
+/** Waits before the attempts after the first. */
+const postRetryMs = [60_000, 5 * 60_000];
+
+/**
+ * Posts a gzipped report (RFC 8460 3: POST, Content-Type application/tlsrpt+gzip, any 2xx
+ * status is success) in the background, trying again twice after failures. The server must
+ * present a certificate valid for the URL's host; its name is resolved with Postern's resolver.
+ */
+function postReport(app: App, url: URL, body: Buffer, policydomain: string, attempt = 0): void {
+  const ca = [...tls.rootCertificates, ...app.config.static_.Queue.CAFiles.map((f) => fs.readFileSync(app.config.resolve(f), 'utf8'))];
+  let finished = false;
+  const done = (err?: string) => {
+    if (finished) return;
+    finished = true;
+    if (!err) return log.info('tls report posted', { policydomain, url: url.href });
+    const wait = postRetryMs[attempt];
+    log.error('posting tls report', { policydomain, url: url.href, attempt: attempt + 1, err, retry: wait !== undefined });
+    if (wait !== undefined) setTimeout(() => postReport(app, url, body, policydomain, attempt + 1), wait).unref();
+  };
+  const req = https.request(
+    url,
+    {
+      method: 'POST',
+      ca,
+      lookup: resolverLookup(app.resolver),
+      timeout: postTimeoutMs,
+      headers: { 'Content-Type': 'application/tlsrpt+gzip', 'Content-Length': body.length, 'User-Agent': 'Postern' },
+    },
+    (res) => {
+      res.resume();
+      const status = res.statusCode ?? 0;
+      res.on('end', () => done(status >= 200 && status < 300 ? undefined : `HTTP status ${status}`));
+      res.on('error', (e) => done(e.message));
+    },
+  );
+  req.on('timeout', () => req.destroy(new Error(`no response within ${postTimeoutMs} ms`)));
+  req.on('error', (e) => done(e.message));
+  req.end(body);
 }

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import type { AddressInfo } from 'node:net';
 import { issueCert, type Issued } from '../../src/tls/selfsigned.js';
 import { makeTLSARecord } from '../../src/dane/tlsa.js';
@@ -21,14 +22,25 @@ const fakes: FakeServer[] = [];
 let ca: Issued;
 const leaf = (names: string[]) => issueCert({ names, issuer: { certDER: ca.certDER, key: ca.key, name: ca.name } });
 const policies: Record<string, string> = {};
+/** TLS reports posted to https://tlsrpt.remote.test/ (RFC 8460 3). */
+const posted: { method: string; url: string; type: string; body: Buffer }[] = [];
 
 before(async () => {
   ca = issueCert({ names: ['Postern Test CA'], isCA: true });
   const dir = tempDir();
   const caFile = path.join(dir, 'ca.pem');
   fs.writeFileSync(caFile, ca.certPEM);
-  const sts = leaf(['mta-sts.remote.test', 'mta-sts.badsts.test']);
+  const sts = leaf(['mta-sts.remote.test', 'mta-sts.badsts.test', 'tlsrpt.remote.test']);
   policyServer = https.createServer({ cert: sts.certPEM, key: sts.keyPEM }, (req, res) => {
+    if (req.headers.host?.startsWith('tlsrpt.remote.test')) {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        posted.push({ method: req.method ?? '', url: req.url ?? '', type: req.headers['content-type'] ?? '', body: Buffer.concat(chunks) });
+        res.writeHead(posted.length === 1 ? 503 : 201).end();
+      });
+      return;
+    }
     const policy = policies[(req.headers.host ?? '').replace(/^mta-sts\./, '')];
     if (req.url !== '/.well-known/mta-sts.txt' || !policy) return res.writeHead(404).end();
     res.writeHead(200, { 'Content-Type': 'text/plain' }).end(policy);
@@ -145,8 +157,10 @@ test('REQUIRETLS to a peer without REQUIRETLS: not delivered, DSN to the sender'
   assert.equal(f.received.length, 0);
 });
 
-test('a daily TLS report goes to the policy domain that asks for it', async () => {
-  sender.dns.set('_smtp._tls.badsts.test', 'TXT', ['v=TLSRPTv1; rua=mailto:tlsrpt@remote.test']);
+test('a daily TLS report goes to the policy domain that asks for it, by mail and HTTPS', async () => {
+  const port = (policyServer.address() as AddressInfo).port;
+  sender.dns.set('tlsrpt.remote.test', 'A', ['127.0.0.1']);
+  sender.dns.set('_smtp._tls.badsts.test', 'TXT', [`v=TLSRPTv1; rua=mailto:tlsrpt@remote.test,https://tlsrpt.remote.test:${port}/reports`]);
   await sender.advanceClock(86400_000);
   const msg = await waitFor('tls report', async () => (await bobInbox(receiver)).find((m) => header(m, 'tls-report-domain') === 'badsts.test'));
   const report = reportFromMessage(msg);
@@ -154,4 +168,14 @@ test('a daily TLS report goes to the policy domain that asks for it', async () =
   assert.ok(p, JSON.stringify(report.policies));
   assert.ok(p.failures.some((d) => d.resultType === 'certificate-host-mismatch' || d.resultType === 'certificate-not-trusted'), JSON.stringify(p.failures));
   assert.deepEqual(p.mxHosts, ['mx.badsts.test']);
+
+  // The first POST gets a 503 and is retried (after a minute: the test does not wait for that).
+  await waitFor('report posted', () => posted.length >= 1);
+  const post = posted[0]!;
+  assert.equal(post.method, 'POST');
+  assert.equal(post.url, '/reports');
+  assert.equal(post.type, 'application/tlsrpt+gzip');
+  const json = JSON.parse(gunzipSync(post.body).toString('utf8')) as { policies: { policy: { 'policy-domain': string }; summary: { 'total-failure-session-count': number } }[] };
+  const bad = json.policies.find((x) => x.policy['policy-domain'] === 'badsts.test');
+  assert.ok(bad && bad.summary['total-failure-session-count'] > 0, JSON.stringify(json));
 });
