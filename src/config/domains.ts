@@ -400,7 +400,7 @@ export const domainsSpec: StructSpec = struct('Domains configuration.', {
         { optional: true },
       ),
       FromIDLoginAddresses: list(
-        'Addresses of this account whose messages sent with the webapi get a unique SMTP MAIL FROM address per recipient: the localpart, the catch-all separator of the domain and a random id, e.g. jane+k3x9q2...@example.com. A DSN sent back to it is matched with the message and recipient: it becomes a webhook event and, for a permanent failure, puts the recipient on the suppression list. The domain needs a LocalpartCatchallSeparator.',
+        'Login addresses of this account whose messages sent with the webapi or SMTP submission (authenticated with that address) get a unique SMTP MAIL FROM address per recipient: the localpart, the catch-all separator of the domain and a random id, e.g. jane+k3x9q2...@example.com. A DSN sent back to it is matched with the message and recipient: it becomes a webhook event and, for a permanent failure, puts the recipient on the suppression list. The domain needs a LocalpartCatchallSeparator.',
         str('Address.', 'jane@example.com'),
         { optional: true },
       ),

@@ -417,6 +417,29 @@ export class QueueStore extends EventEmitter {
     if (removeFiles) this.dropUnusedFiles(msgs.map((m) => m.fileid));
   }
 
+  /**
+   * Records recipients that a submission delivered into local accounts as delivered queue
+   * messages, retired at once: they get a queue id like remote recipients (for the webapi's
+   * answer, webhooks and "queue retired list") without ever waiting in the queue.
+   */
+  recordLocalDeliveries(o: { account: string; sender: string; recipients: string[]; size: number; messageId: string; subject: string; extra?: Record<string, string> }, now: number, keepMs: number): QueueMsg[] {
+    let msgs: QueueMsg[] = [];
+    this.db.transaction(() => {
+      const ids: number[] = [];
+      const ins = this.db.prepare(
+        `INSERT INTO msg (fileid, created, account, sender, recipient, recipientdomain, size, prefix, nextattempt, messageid, subject, maxattempts, hold, extra, attempts, transport)
+         VALUES (0, ?, ?, ?, ?, ?, ?, x'', ?, ?, ?, 0, 1, ?, 1, 'local')`,
+      );
+      for (const r of o.recipients) {
+        const domain = r.slice(r.lastIndexOf('@') + 1).toLowerCase();
+        ids.push(Number(ins.run(now, o.account, o.sender, r, domain, o.size, now, o.messageId, o.subject, JSON.stringify(o.extra ?? {})).lastInsertRowid));
+      }
+      msgs = ids.map((id) => this.get(id)!);
+      this.retire(msgs, true, null, now, keepMs, false);
+    })();
+    return msgs;
+  }
+
   /** Removes the message files no queued recipient uses anymore. */
   dropUnusedFiles(fileids: number[]): void {
     for (const f of new Set(fileids)) {

@@ -10,7 +10,7 @@ import { receivedHeader, plainIP, formatDate } from '../smtp/received.js';
 import { injectedError, injectedStage, injectedTimeoutMs, type Injected } from './localserve.js';
 import { analyze, iprev, spfCheck, type Analysis } from './analyze.js';
 import { recordIncoming } from '../reports/incoming.js';
-import { prepareSubmission, SubmitError, type Submitted } from './submit.js';
+import { localDelivered, prepareSubmission, SubmitError, uniqueSenders, type Submitted } from './submit.js';
 import { chooseMailbox, fromAddresses } from './rules.js';
 import { organizationalDomain } from '../dmarc/lookup.js';
 import { reputationPrefixes } from '../limits/limiter.js';
@@ -719,13 +719,18 @@ export class Session {
       }),
       this.app.clock.now(),
     );
-    if (remote.length) {
+    const extra = submissionExtra(sub.header);
+    // With a login address in FromIDLoginAddresses, each remote recipient gets a MAIL FROM of its own.
+    const unique = uniqueSenders(this.app.config, this.account!, this.authUser);
+    const groups = unique ? remote.map((r) => ({ rcpts: [r], ...unique(pathString(r.path)) })) : remote.length ? [{ rcpts: remote, sender: mailFrom, fromId: undefined }] : [];
+    for (const g of groups) {
       // Identical for all recipients, so the queue can send one copy per destination host.
-      const prefix = Buffer.concat([Buffer.from(this.received(tx, id, remote.length === 1 ? pathString(remote[0]!.path) : undefined)), sub.prefix]);
+      const prefix = Buffer.concat([Buffer.from(this.received(tx, id, g.rcpts.length === 1 ? pathString(g.rcpts[0]!.path) : undefined)), sub.prefix]);
       this.app.queue.enqueue(file, {
         account: this.account!,
-        sender: mailFrom,
-        recipients: remote.map((r) => ({ address: pathString(r.path), domain: asciiDomain(r.path.domain), notify: r.notify, orcpt: r.orcpt })),
+        sender: g.sender,
+        fromId: g.fromId,
+        recipients: g.rcpts.map((r) => ({ address: pathString(r.path), domain: asciiDomain(r.path.domain), notify: r.notify, orcpt: r.orcpt })),
         prefix,
         has8bit: tx.body !== '7BIT' || msg.some((b) => b > 127),
         smtputf8: tx.utf8,
@@ -736,12 +741,23 @@ export class Session {
         nextAttempt: tx.holdUntil ?? this.app.clock.now(),
         messageId: sub.messageId,
         subject: sub.subject,
-        extra: submissionExtra(sub.header),
+        extra,
       });
       smtpDelivered.inc({ kind: this.opts.kind, result: 'queued' });
-      this.log.info('queued', { from: mailFrom, rcpts: remote.map((r) => pathString(r.path)), hold: tx.holdUntil ? formatDate(new Date(tx.holdUntil)) : undefined });
+      this.log.info('queued', { from: g.sender, rcpts: g.rcpts.map((r) => pathString(r.path)), hold: tx.holdUntil ? formatDate(new Date(tx.holdUntil)) : undefined });
     }
-    if (local.length) await this.deliverLocal({ ...tx, rcpts: local }, file, msg, id, mailFrom, sub.prefix);
+    if (local.length) {
+      await this.deliverLocal({ ...tx, rcpts: local }, file, msg, id, mailFrom, sub.prefix);
+      localDelivered(this.app, {
+        account: this.account!,
+        sender: mailFrom,
+        recipients: local.map((r) => pathString(r.path)),
+        size: file.size + sub.prefix.length,
+        messageId: sub.messageId,
+        subject: sub.subject,
+        extra,
+      });
+    }
   }
 
   /** What reputation checks need to know about how an incoming message arrived. */
@@ -805,7 +821,10 @@ export class Session {
           if (v.action === 'junk' && !this.app.localserve) mailbox = 'Junk';
           if (v.action === 'accept' && v.mailbox && !this.app.localserve) mailbox = v.mailbox;
         }
-        const received = Buffer.from(this.received(tx, id, t.rcpts.length === 1 && tx.rcpts.length === 1 ? pathString(t.rcpts[0]!.path) : undefined));
+        // RFC 5321 4.4: final delivery records the reverse-path in a Return-Path field at the top.
+        const received = Buffer.from(
+          `Return-Path: <${mailFrom}>\r\n` + this.received(tx, id, t.rcpts.length === 1 && tx.rcpts.length === 1 ? pathString(t.rcpts[0]!.path) : undefined),
+        );
         const now = this.app.clock.now();
         const prefix = Buffer.concat([received, extra]);
         const d = await this.app.store.account(t.account).deliver(file, { mailbox, prefix, received: now, part: base, meta });

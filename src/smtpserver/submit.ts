@@ -1,6 +1,6 @@
 // Message submission (RFC 6409): checks of the From header against the authenticated
 // account, the Message-ID and Date a client left out, and DKIM signatures of the From domain.
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import fs from 'node:fs';
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { parseHeader, type Header } from '../message/header.js';
@@ -16,6 +16,7 @@ import { organizationalDomain } from '../dmarc/lookup.js';
 import { parseMessage } from '../message/part.js';
 import { quotaAllows } from '../store/mailboxops.js';
 import type { EnqueueOptions, QueueMsg } from '../queue/store.js';
+import { deliveryResult } from '../webhook/events.js';
 import { Log } from '../log/log.js';
 
 const log = Log.pkg('smtpserver');
@@ -110,6 +111,47 @@ export async function prepareSubmission(config: Config, account: string, msg: Bu
   return { prefix: Buffer.from(signatures + added), header, messageId, subject: header.get('subject')?.value ?? '' };
 }
 
+/** A lower-case random id: some systems change the case of addresses they bounce to. */
+export function randomID(): string {
+  const abc = 'abcdefghijklmnopqrstuvwxyz0123456789';
+  return Array.from({ length: 20 }, () => abc[randomInt(abc.length)]).join('');
+}
+
+/**
+ * For a login address listed in the account's FromIDLoginAddresses: a MAIL FROM address of its
+ * own for each remote recipient, the login address with the domain's catch-all separator and a
+ * random id (jane+<id>@example.com), so that a DSN coming back is matched with its message and
+ * recipient. Undefined for other login addresses.
+ */
+export function uniqueSenders(config: Config, account: string, loginAddress: string | undefined): ((recipient: string) => { sender: string; fromId: string }) | undefined {
+  const acc = config.domains.Accounts[account];
+  const login = loginAddress && splitAddress(loginAddress);
+  if (!acc || !login || !acc.FromIDLoginAddresses.some((a) => a.toLowerCase() === loginAddress.toLowerCase())) return undefined;
+  const sep = config.domains.Domains[normalizeDomain(login.domain) ?? '']?.LocalpartCatchallSeparator;
+  if (!sep) return undefined;
+  return () => {
+    const fromId = randomID();
+    return { sender: `${login.localpart}${sep}${fromId}@${login.domain}`, fromId };
+  };
+}
+
+/**
+ * Local recipients of a submission, once delivered: queue ids for them (retired at once as
+ * delivered) and "delivered" webhook events, as for remote recipients.
+ */
+export function localDelivered(app: App, o: { account: string; sender: string; recipients: string[]; size: number; messageId: string; subject: string; extra?: Record<string, string> }): QueueMsg[] {
+  if (o.recipients.length === 0) return [];
+  try {
+    const msgs = app.queue.recordLocalDeliveries(o, app.clock.now(), app.config.static_.Queue.RetiredDays * 86400_000);
+    deliveryResult(app, msgs, { kind: 'delivered', final: true, reply: '250 2.0.0 delivered to local mailbox' });
+    return msgs;
+  } catch (e) {
+    // The message is delivered: bookkeeping that fails must not turn that into an error.
+    log.error('recording local deliveries', { account: o.account, err: e as Error });
+    return [];
+  }
+}
+
 export interface SubmitMessage {
   account: string;
   /** Envelope sender (MAIL FROM). */
@@ -135,6 +177,8 @@ export interface SubmitResult {
   queued: string[];
   /** The queue entries, one per remote recipient in order. */
   queuedMsgs: QueueMsg[];
+  /** Entries of the retired queue for the local recipients, delivered. */
+  localMsgs: QueueMsg[];
 }
 
 /**
@@ -187,7 +231,7 @@ export async function submitMessage(app: App, o: SubmitMessage): Promise<SubmitR
         sender: g.sender,
         fromId: g.fromId,
         recipients: g.rcpts.map((a) => ({ address: a, domain: asciiDomain(a.slice(a.lastIndexOf('@') + 1)) })),
-        prefix: Buffer.concat([Buffer.from(o.received(remote.length === 1 ? remote[0] : undefined)), sub.prefix]),
+        prefix: Buffer.concat([Buffer.from(o.received(g.rcpts.length === 1 ? g.rcpts[0] : undefined)), sub.prefix]),
         has8bit: o.msg.some((b) => b > 127),
         smtputf8: o.smtputf8 ?? false,
         requireTLS: o.queue?.requireTLS ?? (/^TLS-Required:\s*No\s*$/im.test(sub.header.get('tls-required')?.raw.toString('latin1') ?? '') ? false : null),
@@ -203,12 +247,22 @@ export async function submitMessage(app: App, o: SubmitMessage): Promise<SubmitR
     // The structure of the file; delivery moves its offsets past the prefix.
     const part = parseMessage(o.msg);
     for (const t of targets.values()) {
-      const received = Buffer.from(o.received(t.rcpts.length === 1 && o.recipients.length === 1 ? t.rcpts[0] : undefined));
+      // RFC 5321 4.4: final delivery records the reverse-path.
+      const received = Buffer.from(`Return-Path: <${o.mailFrom}>\r\n` + o.received(t.rcpts.length === 1 && o.recipients.length === 1 ? t.rcpts[0] : undefined));
       await app.store.account(t.account).deliver(file, { mailbox: t.mailbox, prefix: Buffer.concat([received, sub.prefix]), received: now, part });
     }
     if (local.length) log.info('delivered', { account: o.account, from: o.mailFrom, rcpts: local.map((r) => r.address) });
   } finally {
     await fs.promises.rm(file.path, { force: true });
   }
-  return { messageId: sub.messageId, prefix: sub.prefix, delivered: local.map((r) => r.address), queued: remote, queuedMsgs };
+  const localMsgs = localDelivered(app, {
+    account: o.account,
+    sender: o.mailFrom,
+    recipients: local.map((r) => r.address),
+    size: o.msg.length + sub.prefix.length,
+    messageId: sub.messageId,
+    subject: sub.subject,
+    extra: o.queue?.extra,
+  });
+  return { messageId: sub.messageId, prefix: sub.prefix, delivered: local.map((r) => r.address), queued: remote, queuedMsgs, localMsgs };
 }

@@ -55,7 +55,7 @@ const schemas: Record<string, Schema> = {
     [],
     'A message to compose and send. Files can also be uploaded with multipart/form-data in fields "inlinefile" and "attachedfile" (a Content-ID header of an upload is used).',
   ),
-  Submission: obj({ Address: s('Recipient.'), QueueMsgID: int('Id of the queue message; webhooks about its delivery name it. 0 for local recipients, delivered at once.'), FromID: s('Unique id in the MAIL FROM address, when used.') }, [
+  Submission: obj({ Address: s('Recipient.'), QueueMsgID: int('Id of the queue message; webhooks about its delivery name it. Local recipients, delivered at once, have one too, already retired.'), FromID: s('Unique id in the MAIL FROM address, when used.') }, [
     'Address',
     'QueueMsgID',
     'FromID',

@@ -2,12 +2,11 @@
 // (From checks, DKIM signatures, local delivery and queueing) with the API's queue options. With a
 // login address in FromIDLoginAddresses, each remote recipient gets a MAIL FROM address of its own
 // with a unique id, so that a DSN coming back is matched with its message and recipient.
-import { randomInt } from 'node:crypto';
 import fsp from 'node:fs/promises';
 import { receivedHeader } from '../smtp/received.js';
 import { parseMailbox, quoteLocalpart } from '../smtp/address.js';
 import { normalizeDomain, splitAddress } from '../config/domains.js';
-import { submitMessage, SubmitError } from '../smtpserver/submit.js';
+import { randomID, submitMessage, SubmitError, uniqueSenders } from '../smtpserver/submit.js';
 import { suppressionLookup } from '../queue/suppression.js';
 import { Flag } from '../store/flags.js';
 import { parseMessage } from '../message/part.js';
@@ -109,12 +108,6 @@ function uploaded(files: FormPart[], kind: 'inlinefile' | 'attachedfile'): File[
     .map((f) => ({ name: f.filename ?? '', contentType: f.contentType ?? '', contentId: contentID(f.headers.get('content-id') ?? ''), data: f.data }));
 }
 
-/** A lower-case random id: some systems change the case of addresses they bounce to. */
-function fromID(): string {
-  const abc = 'abcdefghijklmnopqrstuvwxyz0123456789';
-  return Array.from({ length: 20 }, () => abc[randomInt(abc.length)]).join('');
-}
-
 export async function send(c: Caller, req: Record<string, unknown>, files: FormPart[], ctx: WebContext): Promise<SendResult> {
   fields(req, sendFields);
   const app = c.app;
@@ -151,7 +144,7 @@ export async function send(c: Caller, req: Record<string, unknown>, files: FormP
   const refs = req.References ?? [];
   if (!Array.isArray(refs) || refs.some((r) => typeof r !== 'string')) throw new APIError('user', 'References must be a list of message-ids');
   const fromDomain = splitAddress(from.address)!.domain;
-  const messageId = str(req, 'MessageID') ? msgID(str(req, 'MessageID'), 'MessageID') : `<${fromID()}${fromID()}@${normalizeDomain(fromDomain) ?? cfg.static_.Hostname}>`;
+  const messageId = str(req, 'MessageID') ? msgID(str(req, 'MessageID'), 'MessageID') : `<${randomID()}${randomID()}@${normalizeDomain(fromDomain) ?? cfg.static_.Hostname}>`;
 
   let composed: { msg: Buffer; smtputf8: boolean };
   try {
@@ -177,10 +170,7 @@ export async function send(c: Caller, req: Record<string, unknown>, files: FormP
   }
   if (composed.msg.length > c.maxMessageSize) throw new APIError('user', `message too large, at most ${c.maxMessageSize} bytes`);
 
-  // The unique MAIL FROM is built on the login address, whose domain has a catch-all separator.
-  const login = splitAddress(c.loginAddress)!;
-  const useFromID = acc.FromIDLoginAddresses.some((a) => a.toLowerCase() === c.loginAddress.toLowerCase());
-  const sep = cfg.domains.Domains[normalizeDomain(login.domain) ?? '']?.LocalpartCatchallSeparator ?? '+';
+  const unique = uniqueSenders(cfg, c.account, c.loginAddress);
   const fromIds = new Map<string, string>();
   const id = `${ctx.cid.toString(36)}-${now.toString(36)}`;
   let r: Awaited<ReturnType<typeof submitMessage>>;
@@ -196,11 +186,11 @@ export async function send(c: Caller, req: Record<string, unknown>, files: FormP
         ...(release && { nextAttempt: Math.max(release.getTime(), now), futureRelease: `HOLDUNTIL=${release.toISOString()}` }),
         extra: extra as Record<string, string>,
       },
-      uniqueSender: useFromID
+      uniqueSender: unique
         ? (rcpt) => {
-            const fid = fromID();
-            fromIds.set(rcpt, fid);
-            return { sender: `${login.localpart}${sep}${fid}@${login.domain}`, fromId: fid };
+            const u = unique(rcpt);
+            fromIds.set(rcpt, u.fromId);
+            return u;
           }
         : undefined,
       // An API client has no EHLO name: its IP address stands for it (RFC 5321 4.4 allows a literal).
@@ -231,7 +221,7 @@ export async function send(c: Caller, req: Record<string, unknown>, files: FormP
       await fsp.rm(file.path, { force: true });
     }
   }
-  const queued = new Map(r.queuedMsgs.map((m) => [m.recipient.toLowerCase(), m]));
+  const queued = new Map([...r.queuedMsgs, ...r.localMsgs].map((m) => [m.recipient.toLowerCase(), m]));
   c.log.info('webapi message submitted', { account: c.account, messageId: r.messageId, delivered: r.delivered.length, queued: r.queued.length });
   return {
     MessageID: r.messageId,

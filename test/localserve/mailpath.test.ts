@@ -66,7 +66,8 @@ function assertStored(data: Buffer, sent: string): void {
   const s = data.toString('utf8');
   assert.ok(s.endsWith(sent), `message not stored as sent:\n${s}`);
   const prefix = s.slice(0, s.length - sent.length);
-  assert.match(prefix, /^Received: from .* by localhost/s);
+  // RFC 5321 4.4: the reverse-path first, then the trace of this hop.
+  assert.match(prefix, /^Return-Path: <[^>]*>\r\nReceived: from .* by localhost/s);
   assert.ok(prefix.endsWith('\r\n'));
 }
 

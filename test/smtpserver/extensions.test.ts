@@ -252,7 +252,7 @@ test('REQUIRETLS: refused without TLS, accepted after STARTTLS', async () => {
   c.close();
   const [msg] = await findBySubject(srv, 'requiretls');
   assert.ok(msg);
-  assert.match(msg.toString(), /^Received: [^]*with ESMTPS/);
+  assert.match(msg.toString(), /^Return-Path: <tls@sender\.example>\r\nReceived: [^]*with ESMTPS/);
 
   // Submission: kept with the queued message for the outgoing delivery.
   const s = await submissionSession(srv);

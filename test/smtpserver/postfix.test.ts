@@ -48,9 +48,9 @@ test('Postfix relays a signed message to Postern over TLS; it arrives authentica
   const [stored] = await findBySubject(srv, 'via postfix');
   assert.ok(stored, 'in the Inbox');
   const text = stored.toString();
-  // Top down: Postern's Received, its authentication results, then Postfix's Received, then the message.
+  // Top down: the envelope sender (RFC 5321 4.4), Postern's Received, its authentication results, then Postfix's Received, then the message.
   const names = text.slice(0, text.indexOf('\r\n\r\n')).split('\r\n').filter((l) => /^\S/.test(l)).map((l) => l.slice(0, l.indexOf(':')).toLowerCase());
-  assert.deepEqual(names.slice(0, 4), ['received', 'authentication-results', 'received-spf', 'received']);
+  assert.deepEqual(names.slice(0, 5), ['return-path', 'received', 'authentication-results', 'received-spf', 'received']);
   const [ours, theirs] = headerValues(stored, 'received');
   assert.match(ours!, /^from mx\.relay\.test \(\S*\[127\.0\.0\.1\]\) by mail\.example\.test .*with ESMTPS id \S+ for <jane@example\.test>/);
   assert.match(ours!, /tls|TLS/);

@@ -161,7 +161,12 @@ test('errors: credentials, unknown fields, bad addresses, and a suppressed recip
 test('message methods: get, raw, part, flags, move and delete of a locally delivered message; Sent copy', async () => {
   const r = await api(sender, 'Send', { To: [{ Address: 'jane@example.test' }], Subject: 'to myself', Text: 'plain', HTML: '<b>rich</b>', SaveSent: true });
   assert.equal(r.status, 200, JSON.stringify(r.json));
-  assert.deepEqual(r.json.Submissions, [{ Address: 'jane@example.test', QueueMsgID: 0, FromID: '' }]);
+  const subs = r.json.Submissions as { Address: string; QueueMsgID: number; FromID: string }[];
+  assert.deepEqual(subs.map((x) => [x.Address, x.FromID]), [['jane@example.test', '']]);
+  // Delivered at once, and recorded so: the queue id names it in webhooks and the retired list.
+  assert.ok(subs[0]!.QueueMsgID > 0);
+  const retired = (await sender.ctl('queue retired list')) as { id: number; recipient: string; success: number }[];
+  assert.deepEqual(retired.filter((x) => x.id === subs[0]!.QueueMsgID).map((x) => [x.recipient, x.success]), [['jane@example.test', 1]]);
   const inbox = await waitFor('local delivery', () => storedMessages(sender, 'jane').find((m) => m.msg.includes('Subject: to myself')));
   assert.ok(storedMessages(sender, 'jane', 'Sent').some((m) => m.msg.includes('Subject: to myself')), 'copy in Sent');
 

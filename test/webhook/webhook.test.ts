@@ -100,11 +100,49 @@ test('a delivered event with the queue id, Message-ID, SMTP code, Extra and From
   assert.ok((await bobInbox(receiver)).some((x) => x.toString().includes('webhook delivered')));
 });
 
-test('messages submitted over SMTP give events too, with Extra from X-Postern-Extra header fields', async () => {
-  await submit(sender, ['bob@remote.test'], 'smtp submitted', { headers: 'X-Postern-Extra-Ticket: 42\r\n' });
+test('messages submitted over SMTP give events too, with Extra from X-Postern-Extra header fields and a unique MAIL FROM per recipient', async () => {
+  await submit(sender, ['bob@remote.test', 'nouser@remote.test'], 'smtp submitted', { headers: 'X-Postern-Extra-Ticket: 42\r\n' });
   const p = await waitPost('delivered event', (x) => x.body.Subject === 'smtp submitted' && x.body.Event === 'delivered');
   assert.deepEqual(p.body.Extra, { Ticket: '42' });
-  assert.equal(p.body.FromID, '');
+  // The client logged in as jane@example.test, listed in FromIDLoginAddresses.
+  assert.match(p.body.FromID as string, /^[a-z0-9]{20}$/);
+  const f = await waitPost('failed event', (x) => x.body.Subject === 'smtp submitted' && x.body.Event === 'failed');
+  assert.match(f.body.FromID as string, /^[a-z0-9]{20}$/);
+  assert.notEqual(f.body.FromID, p.body.FromID);
+  assert.notEqual(f.body.QueueMsgID, p.body.QueueMsgID);
+  const retired = (await sender.ctl('queue retired list')) as { id: number; sender: string; recipient: string }[];
+  assert.equal(retired.find((r) => r.id === p.body.QueueMsgID)?.sender, `jane+${p.body.FromID as string}@example.test`);
+  assert.equal(retired.find((r) => r.id === f.body.QueueMsgID)?.recipient, 'nouser@remote.test');
+  // The receiving server saw the unique address as the envelope sender.
+  const got = await waitFor('message at receiver', async () => (await bobInbox(receiver)).find((x) => x.toString().includes('Subject: smtp submitted')));
+  assert.ok(got.toString().includes(`envelope-from="jane+${p.body.FromID as string}@example.test"`), got.toString().slice(0, 1500));
+});
+
+test('local recipients of Send and of SMTP submission have queue ids and delivered events', async () => {
+  const r = await api(sender, 'Send', { To: [{ Address: 'jane@example.test' }, { Address: 'bob@remote.test' }], Subject: 'to myself', Text: 'note\n', Extra: { k: 'v' } });
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  const subs = r.json.Submissions as { Address: string; QueueMsgID: number; FromID: string }[];
+  const local = subs.find((x) => x.Address === 'jane@example.test')!;
+  const remote = subs.find((x) => x.Address === 'bob@remote.test')!;
+  assert.ok(local.QueueMsgID > 0 && remote.QueueMsgID > 0 && local.QueueMsgID !== remote.QueueMsgID, JSON.stringify(subs));
+  assert.equal(local.FromID, '');
+  const p = await waitPost('local delivered event', (x) => x.body.QueueMsgID === local.QueueMsgID);
+  assert.equal(p.body.Event, 'delivered');
+  assert.equal(p.body.SMTPCode, 250);
+  assert.equal(p.body.MessageID, r.json.MessageID);
+  assert.deepEqual(p.body.Extra, { k: 'v' });
+  await waitPost('remote delivered event', (x) => x.body.QueueMsgID === remote.QueueMsgID && x.body.Event === 'delivered');
+  const retired = (await sender.ctl('queue retired list')) as { id: number; recipient: string; success: number; transport: string }[];
+  assert.deepEqual(
+    retired.filter((x) => x.id === local.QueueMsgID).map((x) => [x.recipient, x.success, x.transport]),
+    [['jane@example.test', 1, 'local']],
+  );
+
+  await submit(sender, ['jane@example.test'], 'smtp to myself');
+  const s = await waitPost('delivered event of local SMTP submission', (x) => x.body.Subject === 'smtp to myself');
+  assert.equal(s.body.Event, 'delivered');
+  assert.ok((s.body.QueueMsgID as number) > 0);
+  assert.equal(s.body.FromID, '');
 });
 
 test('a failed event for a permanent refusal, putting the address on the suppression list; sending to it again is refused', async () => {
