@@ -45,7 +45,18 @@ function idOf(flag: '-u' | '-g', name: string): number {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Start dovecot with one passwd-file user whose mail is in a private Maildir. */
+/** Starts Dovecot; again on another port when the chosen one was taken before Dovecot bound it. */
 export async function startDovecot(): Promise<Dovecot> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startDovecotOnce();
+    } catch (e) {
+      if (attempt >= 3 || !/Address already in use/.test((e as Error).message)) throw e;
+    }
+  }
+}
+
+async function startDovecotOnce(): Promise<Dovecot> {
   const dovecot = findBinary('dovecot')!;
   const dir = mkdtempSync(join(tmpdir(), 'postern-dovecot-'));
   chmodSync(dir, 0o755); // the login and auth processes run as dovenull/dovecot

@@ -42,7 +42,18 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** Starts the relay; again on another port when the chosen one was taken before Postfix bound it. */
 export async function startPostfixRelay(o: RelayOptions): Promise<PostfixRelay> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startPostfixRelayOnce(o);
+    } catch (e) {
+      if (attempt >= 3 || !/Address already in use/.test((e as Error).message)) throw e;
+    }
+  }
+}
+
+async function startPostfixRelayOnce(o: RelayOptions): Promise<PostfixRelay> {
   const dir = await mkdtemp(join(tmpdir(), 'postern-postfix-relay-'));
   await chmod(dir, 0o755);
   const conf = join(dir, 'conf');

@@ -49,7 +49,21 @@ async function freePort(): Promise<number> {
 const MAIL_UID = 65534;
 const MAIL_GID = 65534;
 
+/**
+ * Starts a Postfix instance. The port is free when chosen but may be taken by another test before
+ * Postfix binds it: then it starts again on another port.
+ */
 export async function startPostfix(o: PostfixOptions): Promise<Postfix> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startPostfixOnce(o);
+    } catch (e) {
+      if (attempt >= 3 || !/Address already in use/.test((e as Error).message)) throw e;
+    }
+  }
+}
+
+async function startPostfixOnce(o: PostfixOptions): Promise<Postfix> {
   const dir = await mkdtemp(join(tmpdir(), 'postern-postfix-'));
   // Postfix wants its directories owned by root and not writable by others; nobody must reach the Maildirs.
   await chmod(dir, 0o755);
