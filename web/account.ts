@@ -18,6 +18,46 @@ interface Overview {
   addresses: string[];
   mailboxes: { name: string; messages: number; unseen: number; size: number }[];
   clientSettings: string;
+  webhooks: Webhooks;
+}
+interface Webhooks {
+  outgoing: { URL: string; Authorization: string; Events: string[] } | null;
+  incoming: { URL: string; Authorization: string } | null;
+  fromIDLoginAddresses: string[];
+}
+
+const outgoingEvents = ['delivered', 'suppressed', 'delayed', 'failed', 'relayed', 'expanded', 'canceled', 'unrecognized'];
+
+/** Webhooks for applications (see the webapi documentation), and login addresses with unique MAIL FROM addresses. */
+function webhooksSection(w: Webhooks): HTMLElement {
+  const events = outgoingEvents.map((e) => h('label', { class: 'check' }, h('input', { type: 'checkbox', name: `event-${e}`, value: e, checked: w.outgoing?.Events.includes(e) ?? false }), e));
+  return h('section', { id: 'webhooks' },
+    h('h2', 'Webhooks'),
+    h('p', 'Applications learn the fate of the mail they send (outgoing) and get the mail that arrives (incoming) as JSON posted to a URL. An empty URL turns a webhook off.'),
+    form({ id: 'webhooks-form' }, [
+      h('h3', 'Outgoing: delivery events'),
+      field('URL', h('input', { name: 'outURL', type: 'url', value: w.outgoing?.URL ?? '', placeholder: 'https://app.example.com/postern/outgoing' })),
+      field('Authorization header (optional)', h('input', { name: 'outAuth', value: w.outgoing?.Authorization ?? '', placeholder: 'Basic dXNlcjpwYXNzd29yZA==', autocomplete: 'off' })),
+      h('fieldset', h('legend', 'Events (none checked: all)'), events),
+      h('h3', 'Incoming: delivered messages'),
+      field('URL', h('input', { name: 'inURL', type: 'url', value: w.incoming?.URL ?? '', placeholder: 'https://app.example.com/postern/incoming' })),
+      field('Authorization header (optional)', h('input', { name: 'inAuth', value: w.incoming?.Authorization ?? '', autocomplete: 'off' })),
+      h('h3', 'Unique MAIL FROM addresses'),
+      field(
+        'Login addresses whose messages get a MAIL FROM address of their own per recipient, so that bounces map to message and recipient (one a line)',
+        h('textarea', { name: 'fromIDs', rows: 2, placeholder: 'you+app@example.com' }, w.fromIDLoginAddresses.join('\n')),
+      ),
+      h('button', { type: 'submit', class: 'primary' }, 'Save webhooks'),
+    ], async (v, f) => {
+      const checked = outgoingEvents.filter((e) => (f.elements.namedItem(`event-${e}`) as HTMLInputElement).checked);
+      await call('setWebhooks', {
+        outgoing: v.outURL ? { URL: v.outURL, Authorization: v.outAuth, Events: checked } : null,
+        incoming: v.inURL ? { URL: v.inURL, Authorization: v.inAuth } : null,
+        fromIDLoginAddresses: (v.fromIDs ?? '').split('\n').map((x) => x.trim()).filter((x) => x),
+      });
+      notify('Webhooks saved');
+    }),
+  );
 }
 
 /** Editor for the rules of one destination; rules are edited in place and saved together. */
@@ -151,6 +191,7 @@ async function page(): Promise<void> {
       ),
     ),
     importExport(o),
+    webhooksSection(o.webhooks),
     h('section', { id: 'mailboxes' },
       h('h2', 'Mailboxes'),
       h('table', h('tr', h('th', 'Mailbox'), h('th', 'Messages'), h('th', 'Unread'), h('th', 'Size')), o.mailboxes.map((m) => h('tr', h('td', m.name), h('td', m.messages), h('td', m.unseen), h('td', formatSize(m.size))))),

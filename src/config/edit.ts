@@ -190,3 +190,29 @@ export function setRulesets(staticFile: string, account: string, destination: st
     else doc.setIn(['Accounts', account, 'Destinations', destination, 'Rulesets'], doc.createNode(clean));
   });
 }
+
+export interface WebhookSettings {
+  /** Absent or null: no webhook. */
+  outgoing?: { URL: string; Authorization?: string; Events?: string[] } | null;
+  incoming?: { URL: string; Authorization?: string } | null;
+  fromIDLoginAddresses?: string[];
+}
+
+/** Sets the webhooks and unique-MAIL-FROM login addresses of an account, as on its account page. */
+export function setWebhooks(staticFile: string, account: string, w: WebhookSettings): void {
+  editDomains(staticFile, (doc, cfg) => {
+    if (!cfg.Accounts[account]) throw new EditError(`no account ${account}`);
+    const at = (k: string) => ['Accounts', account, k];
+    const node = doc.getIn(['Accounts', account]);
+    if (isMap(node) && node.flow) node.flow = false;
+    // Only fields with a value are written, so the file stays as short as hand-written.
+    const clean = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined && v !== '' && !(Array.isArray(v) && v.length === 0)));
+    if (w.outgoing?.URL) doc.setIn(at('OutgoingWebhook'), doc.createNode(clean(w.outgoing)));
+    else doc.deleteIn(at('OutgoingWebhook'));
+    if (w.incoming?.URL) doc.setIn(at('IncomingWebhook'), doc.createNode(clean(w.incoming)));
+    else doc.deleteIn(at('IncomingWebhook'));
+    const ids = (w.fromIDLoginAddresses ?? []).map((a) => a.trim()).filter((a) => a);
+    if (ids.length) doc.setIn(at('FromIDLoginAddresses'), doc.createNode(ids));
+    else doc.deleteIn(at('FromIDLoginAddresses'));
+  });
+}

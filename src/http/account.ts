@@ -3,8 +3,8 @@ import type { WebContext, WebHandler } from './router.js';
 import type { WebState } from './services.js';
 import { webApp, argStr, type ApiMethod } from './webapp.js';
 import { attachment } from './util.js';
-import { setRulesets } from '../config/edit.js';
-import { splitAddress, type Ruleset } from '../config/domains.js';
+import { setRulesets, setWebhooks } from '../config/edit.js';
+import { outgoingEvents, splitAddress, type AccountConfig, type Ruleset } from '../config/domains.js';
 import { deriveCredentials, verifyPassword, type StoredCredentials } from '../sasl/credentials.js';
 import { quotaUsage } from '../store/mailboxops.js';
 import { clientSettings, mobileconfig, settingsText } from '../clientconfig/clientconfig.js';
@@ -52,7 +52,32 @@ function overview(ctx: WebContext, account: string, loginAddress: string) {
     addresses: cfg.addresses.addressesOf(account),
     mailboxes: a.mailboxes().map((m) => ({ name: m.name, ...a.counts(m.id) })),
     clientSettings: settingsText(clientSettings(cfg), domain),
+    webhooks: webhooks(acc),
   };
+}
+
+function webhooks(acc: AccountConfig) {
+  return {
+    outgoing: acc.OutgoingWebhook ? { URL: acc.OutgoingWebhook.URL, Authorization: acc.OutgoingWebhook.Authorization ?? '', Events: acc.OutgoingWebhook.Events } : null,
+    incoming: acc.IncomingWebhook ? { URL: acc.IncomingWebhook.URL, Authorization: acc.IncomingWebhook.Authorization ?? '' } : null,
+    fromIDLoginAddresses: acc.FromIDLoginAddresses,
+  };
+}
+
+/** A webhook from the browser: an empty URL removes it. */
+function hook(v: unknown, events: boolean): { URL: string; Authorization?: string; Events?: string[] } | null {
+  if (v === null || v === undefined) return null;
+  if (typeof v !== 'object') throw new Error('webhook must be an object');
+  const o = v as Record<string, unknown>;
+  const text = (k: string) => {
+    if (o[k] !== undefined && typeof o[k] !== 'string') throw new Error(`${k} must be a string`);
+    return ((o[k] as string | undefined) ?? '').trim();
+  };
+  if (!text('URL')) return null;
+  const ev = o.Events ?? [];
+  if (!events && o.Events !== undefined) throw new Error('incoming webhooks have no events');
+  if (!Array.isArray(ev) || ev.some((e) => !(outgoingEvents as readonly unknown[]).includes(e))) throw new Error(`Events must be a list of: ${outgoingEvents.join(', ')}`);
+  return { URL: text('URL'), Authorization: text('Authorization') || undefined, ...(events && { Events: ev as string[] }) };
 }
 
 function methods(s: WebState): Record<string, ApiMethod> {
@@ -75,6 +100,13 @@ function methods(s: WebState): Record<string, ApiMethod> {
       setRulesets(ctx.app.config.files.staticFile, sess.account, argStr(a, 'destination'), list.map(ruleset));
       ctx.app.config.reload();
       return overview(ctx, sess.account, sess.loginAddress).destinations;
+    },
+    setWebhooks: (a, sess, ctx) => {
+      const ids = a.fromIDLoginAddresses ?? [];
+      if (!Array.isArray(ids) || ids.some((x) => typeof x !== 'string')) throw new Error('fromIDLoginAddresses must be a list of addresses');
+      setWebhooks(ctx.app.config.files.staticFile, sess.account, { outgoing: hook(a.outgoing, true), incoming: hook(a.incoming, false), fromIDLoginAddresses: ids as string[] });
+      ctx.app.config.reload();
+      return webhooks(ctx.app.config.domains.Accounts[sess.account]!);
     },
   };
 }

@@ -4,6 +4,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import nodemailer from 'nodemailer';
 import { ImapFlow } from 'imapflow';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -211,6 +213,88 @@ test('account logs in, changes its password, edits delivery rules and downloads 
   assert.match(profile, new RegExp(`<key>IncomingMailServerPortNumber</key>\\s*<integer>${srv.ports.imaps}</integer>`));
   assert.ok(await page.evaluate(`(${xmlSummary})(${JSON.stringify(profile)})`), 'profile is well-formed XML');
   await ctx.close();
+});
+
+test('account sets up webhooks; a message that arrives is posted to the incoming one; bad settings are refused', async () => {
+  const posts: { path: string; auth: string | undefined; body: Record<string, unknown> }[] = [];
+  const hooks = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      posts.push({ path: req.url ?? '', auth: req.headers.authorization, body: JSON.parse(Buffer.concat(chunks).toString()) as Record<string, unknown> });
+      res.writeHead(200).end();
+    });
+  });
+  await new Promise<void>((r) => hooks.listen(0, '127.0.0.1', r));
+  const port = (hooks.address() as AddressInfo).port;
+  const { ctx, page } = await newPage();
+  try {
+    await page.goto(accountBase);
+    await page.fill('#login input[name=username]', 'bob@web.test');
+    await page.fill('#login input[name=password]', 'bob-password-2');
+    await page.click('#login button[type=submit]');
+    const f = page.locator('#webhooks-form');
+    await f.waitFor();
+    await f.locator('input[name=outURL]').fill(`http://127.0.0.1:${port}/out`);
+    await f.locator('input[name=event-failed]').check();
+    await f.locator('input[name=event-delivered]').check();
+    await f.locator('input[name=inURL]').fill(`http://127.0.0.1:${port}/in`);
+    await f.locator('input[name=inAuth]').fill('Bearer s3cret');
+    await f.locator('button[type=submit]').click();
+    await page.waitForSelector('#notice.ok:has-text("Webhooks saved")');
+    const domains = fs.readFileSync(path.join(srv.dir, 'config', 'domains.conf'), 'utf8');
+    assert.match(domains, new RegExp(`OutgoingWebhook:\\n\\s+URL: http://127\\.0\\.0\\.1:${port}/out\\n\\s+Events:\\n\\s+- delivered\\n\\s+- failed\\n`));
+    assert.match(domains, /IncomingWebhook:\n\s+URL: .*\/in\n\s+Authorization: Bearer s3cret\n/);
+
+    const smtp = nodemailer.createTransport({ host: '127.0.0.1', port: srv.ports.smtp, secure: false, ignoreTLS: true, name: 'client.remote.example' });
+    await smtp.sendMail({
+      envelope: { from: 'alice@remote.example', to: ['bob@web.test'] },
+      raw: 'From: alice@remote.example\r\nTo: bob@web.test\r\nSubject: for the app\r\nMessage-ID: <hook1@remote.example>\r\n\r\nHi app.\r\n',
+    });
+    const deadline = Date.now() + 10_000;
+    while (!posts.some((p) => p.path === '/in') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    const p = posts.find((x) => x.path === '/in');
+    assert.ok(p, 'incoming webhook posted');
+    assert.equal(p.auth, 'Bearer s3cret');
+    assert.equal(p.body.Subject, 'for the app');
+    assert.equal(p.body.Text, 'Hi app.\n');
+
+    // The page shows what is stored after a reload.
+    await page.reload();
+    await f.waitFor();
+    assert.equal(await f.locator('input[name=inURL]').inputValue(), `http://127.0.0.1:${port}/in`);
+    assert.ok(await f.locator('input[name=event-failed]').isChecked());
+    assert.ok(!(await f.locator('input[name=event-delayed]').isChecked()));
+
+    // Unique MAIL FROM addresses must be login addresses of the account: the config check says so, and nothing changes.
+    await f.locator('textarea[name=fromIDs]').fill('jane@example.test');
+    await f.locator('button[type=submit]').click();
+    await page.waitForSelector('#notice.error:has-text("not an address of account bob")');
+    assert.equal(fs.readFileSync(path.join(srv.dir, 'config', 'domains.conf'), 'utf8'), domains);
+    await f.locator('textarea[name=fromIDs]').fill('bob@web.test');
+    await f.locator('button[type=submit]').click();
+    await page.waitForSelector('#notice.ok:has-text("Webhooks saved")');
+    assert.match(fs.readFileSync(path.join(srv.dir, 'config', 'domains.conf'), 'utf8'), /FromIDLoginAddresses:\n\s+- bob@web\.test\n/);
+
+    // Empty URLs turn the webhooks off.
+    await f.locator('textarea[name=fromIDs]').fill('');
+    await f.locator('input[name=outURL]').fill('');
+    await f.locator('input[name=inURL]').fill('');
+    await f.locator('button[type=submit]').click();
+    await page.waitForSelector('#notice.ok:has-text("Webhooks saved")');
+    assert.doesNotMatch(fs.readFileSync(path.join(srv.dir, 'config', 'domains.conf'), 'utf8'), /Webhook:|FromIDLoginAddresses/);
+    // The next test expects the Inbox as it was.
+    const imap = await imapLogin('bob@web.test', 'bob-password-2');
+    try {
+      await imap.mailboxOpen('INBOX');
+      assert.ok(await imap.messageDelete({ header: { 'message-id': '<hook1@remote.example>' } }));
+    } finally {
+      await imap.logout();
+    }
+  } finally {
+    await ctx.close();
+    hooks.close();
+  }
 });
 
 /** Per mailbox, the messages as flags, size and content, in order. */
