@@ -3,8 +3,6 @@
 // messages in the not-junk mailboxes, and messages kept a while in Inbox or Junk (classOf).
 // Each message's trained state is recorded, so a change untrains the old class first and a
 // message is never counted twice.
-import fs from 'node:fs';
-import { promisify } from 'node:util';
 import type { Account, Change } from '../store/account.js';
 import { Flag, flagList } from '../store/flags.js';
 import type { Clock } from '../limits/limiter.js';
@@ -13,6 +11,7 @@ import type { Filter, TrainItem } from './filter.js';
 import { classOf, mailboxRoles, type Class } from './reputation.js';
 import type { JunkSettings } from './settings.js';
 import { tokenize } from './tokenize.js';
+import { readStoredFile } from '../store/fileread.js';
 
 interface MsgRow {
   id: number;
@@ -20,6 +19,7 @@ interface MsgRow {
   uid: number;
   flags: number;
   received: number;
+  size: number;
   remoteip: string;
   dkimdomains: string;
 }
@@ -27,9 +27,8 @@ interface MsgRow {
 /** How a message arrived, copied to its training record for reputation. */
 const arrival =
   'remoteip, remoteipmask1 AS ip1, remoteipmask2 AS ip2, remoteipmask3 AS ip3, ehlodomain, ehlovalidated, mailfromdomain, mailfromvalidated, msgfrom, msgfromdomain, msgfromorgdomain, msgfromvalidated, dkimdomains';
-const rowColumns = `id, mailbox_id, uid, flags, received, ${arrival}`;
+const rowColumns = `id, mailbox_id, uid, flags, received, size, ${arrival}`;
 
-const readFile = promisify(fs.readFile);
 /** Messages brought up to date in one transaction: word counts shared among them are written once. */
 const batchSize = 100;
 /** Message files read at the same time. */
@@ -134,8 +133,8 @@ export class Trainer {
         this.autoFlags(row, from);
         this.touch(row.id);
       } else if (c.type === 'flags') {
-        // Only the junk flags count: a change of others matters only for an already trained message.
-        if (!(c.flags & (Flag.Junk | Flag.NotJunk)) && this.st.trainedAt.get(c.mailboxId, c.uid) === undefined) continue;
+        // Only the junk flags decide a message's class (classOf).
+        if (!((c.flags ^ c.oldFlags) & (Flag.Junk | Flag.NotJunk))) continue;
         const row = this.st.byUid.get(c.mailboxId, c.uid) as MsgRow | undefined;
         if (row) this.touch(row.id);
       }
@@ -208,8 +207,10 @@ export class Trainer {
       const had: Class = rec ? (rec.spam ? 'junk' : 'ham') : undefined;
       return { row, want, rec, had };
     };
+    const sizes = new Map<number, number>();
     const changing = ids.filter((id) => {
-      const { want, had } = state(id);
+      const { row, want, had } = state(id);
+      if (row) sizes.set(id, row.size);
       return want !== had;
     });
     // The words of each message that changes class, read a few files at a time.
@@ -218,7 +219,7 @@ export class Trainer {
       await Promise.all(
         changing.slice(i, i + readers).map(async (id) => {
           try {
-            tokens.set(id, tokenize(await readFile(this.acc.messagePath(id))));
+            tokens.set(id, tokenize(await readStoredFile(this.acc.messagePath(id), sizes.get(id) ?? 0)));
           } catch (e) {
             tokens.set(id, e as Error);
           }
@@ -308,7 +309,7 @@ export class Trainer {
           const c = classOf(row, roles, s, now);
           if (!c) continue;
           try {
-            learned.push({ row, spam: c === 'junk', tokens: tokenize(await readFile(this.acc.messagePath(row.id))) });
+            learned.push({ row, spam: c === 'junk', tokens: tokenize(await readStoredFile(this.acc.messagePath(row.id), row.size)) });
           } catch (e) {
             this.log.info('cannot read message for junk filter training', { msgid: row.id, err: (e as Error).message });
           }

@@ -3,18 +3,19 @@
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import type Database from 'better-sqlite3';
 import { migrations } from './schema.js';
 import { openDatabase } from './sqlite.js';
+import { readStoredFile } from './fileread.js';
 import { fsyncDir, type MsgFile } from './tempfile.js';
 import { parseFlags } from './flags.js';
 import type { Part } from '../message/part.js';
 import { parseHeader } from '../message/header.js';
 import { Log } from '../log/log.js';
 
-// The callback form: fs/promises readFile costs about twice the CPU for small files (Node 20).
-const readFile = promisify(fs.readFile);
+
+/** Messages whose structure is read with one query. */
+const partChunk = 200;
 
 export const msgsPerDir = 8192;
 
@@ -78,7 +79,7 @@ export interface MessageRow {
 
 export type Change =
   | { type: 'add'; mailboxId: number; uid: number; modseq: number; flags: number; keywords: string[]; size: number }
-  | { type: 'flags'; mailboxId: number; uid: number; modseq: number; flags: number; keywords: string[] }
+  | { type: 'flags'; mailboxId: number; uid: number; modseq: number; flags: number; keywords: string[]; oldFlags: number }
   | { type: 'remove'; mailboxId: number; uids: number[]; modseq: number }
   | { type: 'mailbox'; mailboxId: number; name: string; removed?: boolean; oldName?: string };
 
@@ -209,6 +210,7 @@ export class Account extends EventEmitter {
       setModseq: this.db.prepare("INSERT INTO meta (key, value) VALUES ('modseq', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
       messages: this.db.prepare(`SELECT ${messageColumns} FROM message WHERE mailbox_id = ? ORDER BY uid`),
       message: this.db.prepare(`SELECT ${messageColumns} FROM message WHERE mailbox_id = ? AND uid = ?`),
+      messageRange: this.db.prepare(`SELECT ${messageColumns} FROM message WHERE mailbox_id = ? AND uid BETWEEN ? AND ? ORDER BY uid`),
       prefix: this.db.prepare('SELECT prefix FROM message WHERE id = ?'),
       part: this.db.prepare('SELECT part FROM message WHERE id = ?'),
     };
@@ -300,6 +302,34 @@ export class Account extends EventEmitter {
     return (this.stmts.messages.all(mailboxId) as Row[]).map(messageRow);
   }
 
+  /**
+   * The rows of messages by UID, with as few queries as fit: a range query when the UIDs are
+   * dense enough, else one query per message.
+   */
+  messagesByUid(mailboxId: number, uids: readonly number[]): Map<number, MessageRow> {
+    const out = new Map<number, MessageRow>();
+    if (uids.length === 0) return out;
+    let min = uids[0]!;
+    let max = min;
+    for (const u of uids) {
+      if (u < min) min = u;
+      if (u > max) max = u;
+    }
+    if (uids.length > 20 && max - min < uids.length * 4) {
+      const want = new Set(uids);
+      for (const r of this.stmts.messageRange.iterate(mailboxId, min, max) as Iterable<Row>) {
+        const uid = r.uid as number;
+        if (want.has(uid)) out.set(uid, messageRow(r));
+      }
+    } else {
+      for (const u of uids) {
+        const m = this.message(mailboxId, u);
+        if (m) out.set(u, m);
+      }
+    }
+    return out;
+  }
+
   message(mailboxId: number, uid: number): MessageRow | undefined {
     const r = this.stmts.message.get(mailboxId, uid) as Row | undefined;
     return r && messageRow(r);
@@ -320,7 +350,7 @@ export class Account extends EventEmitter {
   /** The stored message: delivery prefix followed by the message file. */
   async readMessage(m: MessageRow): Promise<Buffer> {
     const prefix = this.prefix(m);
-    const file = await readFile(this.messagePath(m.id));
+    const file = await readStoredFile(this.messagePath(m.id), m.size);
     return prefix.length ? Buffer.concat([prefix, file]) : file;
   }
 
@@ -334,6 +364,19 @@ export class Account extends EventEmitter {
     const json = (this.stmts.part.get(m.id) as { part: string | null } | undefined)?.part;
     return json ? (JSON.parse(json) as Part) : undefined;
   }
+
+  /** The stored structures of many messages, read with a few queries instead of one per message. */
+  parts(ms: readonly MessageRow[]): Map<number, Part> {
+    const out = new Map<number, Part>();
+    for (let i = 0; i < ms.length; i += partChunk) {
+      const ids = ms.slice(i, i + partChunk).map((m) => m.id);
+      const st = ids.length === partChunk ? (this.partsStmt ??= this.db.prepare(`SELECT id, part FROM message WHERE id IN (${Array(partChunk).fill('?').join(',')})`)) : this.db.prepare(`SELECT id, part FROM message WHERE id IN (${ids.map(() => '?').join(',')})`);
+      for (const r of st.iterate(...ids) as Iterable<{ id: number; part: string | null }>) if (r.part) out.set(r.id, JSON.parse(r.part) as Part);
+    }
+    return out;
+  }
+
+  private partsStmt?: Database.Statement;
 
   /**
    * Adds a message to a mailbox, durably: when the promise resolves, the message file and
@@ -457,9 +500,11 @@ export class Account extends EventEmitter {
       const mb = this.mailboxById(mailboxId);
       if (!mb) return;
       const update = this.db.prepare('UPDATE message SET flags = ?, keywords = ?, modseq = ? WHERE id = ?');
+      const rows = this.messagesByUid(mailboxId, uids);
       for (const uid of uids) {
-        const m = this.message(mailboxId, uid);
+        const m = rows.get(uid);
         if (!m) continue;
+        const oldFlags = m.flags;
         let nf = m.flags;
         let nk = m.keywords;
         if (op === '+') {
@@ -479,7 +524,7 @@ export class Account extends EventEmitter {
         update.run(nf, JSON.stringify(nk), modseq, m.id);
         Object.assign(m, { flags: nf, keywords: nk, modseq });
         changed.push(m);
-        changes.push({ type: 'flags', mailboxId, uid, modseq, flags: nf, keywords: nk });
+        changes.push({ type: 'flags', mailboxId, uid, modseq, flags: nf, keywords: nk, oldFlags });
       }
       if (modseq) this.db.prepare('UPDATE mailbox SET highestmodseq = ? WHERE id = ?').run(modseq, mailboxId);
       if (keywords.length) this.addMailboxKeywords(mb, keywords);
