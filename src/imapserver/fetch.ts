@@ -5,6 +5,7 @@ import type { MessageRow } from '../store/account.js';
 import type { Part } from '../message/part.js';
 import { decodedBody } from '../message/decode.js';
 import { preview } from '../message/preview.js';
+import type { RenderKind } from './rendercache.js';
 import { renderEnvelope, renderBody, renderBodyStructure, sectionBytes, findPart, type Section as StructSection } from './structure.js';
 
 export interface Section {
@@ -197,7 +198,25 @@ export function needsPart(atts: FetchAtt[]): boolean {
 }
 
 /** Builds the data of a FETCH response for one message, without "* n FETCH (" and ")". */
-export function fetchItems(f: Fetched, atts: FetchAtt[], opts: { utf8: boolean; uid: boolean; condstore: boolean }): Buffer[] {
+/** The structure items, rendered from the message's structure alone. */
+const structureItems: Record<string, RenderKind> = { ENVELOPE: 'envelope', BODYSTRUCTURE: 'bodystructure', BODY: 'body' };
+
+/** The structure items asked for, if they are all that needs the message's structure. */
+export function structureKinds(atts: FetchAtt[]): RenderKind[] | undefined {
+  const other = atts.some((a) => !structureItems[a.name] && needsPart([a]));
+  return other ? undefined : [...new Set(atts.map((a) => structureItems[a.name]).filter((k) => k !== undefined))];
+}
+
+export interface FetchOptions {
+  utf8: boolean;
+  uid: boolean;
+  condstore: boolean;
+  /** Keeps rendered structure items for later FETCHes; see rendercache. */
+  render?: (kind: RenderKind, render: () => Buffer) => Buffer;
+}
+
+export function fetchItems(f: Fetched, atts: FetchAtt[], opts: FetchOptions): Buffer[] {
+  const structure = (kind: RenderKind, render: () => Buffer) => (opts.render ? opts.render(kind, render) : render());
   const out: Buffer[] = [];
   const item = (s: string) => out.push(Buffer.from((out.length ? ' ' : '') + s));
   const seen = new Set<string>();
@@ -224,15 +243,15 @@ export function fetchItems(f: Fetched, atts: FetchAtt[], opts: { utf8: boolean; 
         break;
       case 'ENVELOPE':
         item('ENVELOPE ');
-        out.push(renderEnvelope(f.part!.envelope, ro));
+        out.push(structure('envelope', () => renderEnvelope(f.part!.envelope, ro)));
         break;
       case 'BODYSTRUCTURE':
         item('BODYSTRUCTURE ');
-        out.push(renderBodyStructure(f.part!, ro));
+        out.push(structure('bodystructure', () => renderBodyStructure(f.part!, ro)));
         break;
       case 'BODY':
         item('BODY ');
-        out.push(renderBody(f.part!, ro));
+        out.push(structure('body', () => renderBody(f.part!, ro)));
         break;
       case 'SAVEDATE':
         // RFC 8514 4.

@@ -3,11 +3,12 @@ import fsp from 'node:fs/promises';
 import { register, No, Bad, appendLimit, type CommandContext } from './registry.js';
 import { ReadAhead } from './readahead.js';
 import type { MessageRow } from '../store/account.js';
-import { parseFetchAtts, fetchItems, needsContent, needsPart, setsSeen, FetchError, type Fetched } from './fetch.js';
+import { parseFetchAtts, fetchItems, needsContent, needsPart, setsSeen, structureKinds, FetchError, type Fetched } from './fetch.js';
+import { hasRendered, rendered } from './rendercache.js';
 import { formatSet, formatOrdered } from './uidset.js';
 import type { Parser } from './parse.js';
 import type { Session } from './session.js';
-import { parseMessage } from '../message/part.js';
+import { parseMessage, type Part } from '../message/part.js';
 import { Flag, flagList, flagNames, parseFlags } from '../store/flags.js';
 import type { MsgFile } from '../store/tempfile.js';
 import { quotaAllows } from '../store/mailboxops.js';
@@ -49,26 +50,35 @@ async function cmdFetch(s: Session, p: Parser, c: CommandContext): Promise<undef
   const content = needsContent(atts);
   const markSeen = setsSeen(atts) && !sel.readOnly;
   const acc = s.account!;
-  // For many messages, one query for all rows instead of one per message.
-  const rows = uids.length > 20 ? new Map(acc.messages(sel.mailbox.id).map((r) => [r.uid, r])) : undefined;
+  const rows = acc.messagesByUid(sel.mailbox.id, uids);
   const todo: MessageRow[] = [];
   for (const u of uids) {
-    const row = rows ? rows.get(u) : acc.message(sel.mailbox.id, u);
+    const row = rows.get(u);
     if (!row) continue; // Expunged by another session; the EXPUNGE comes later.
     if (changedSince !== undefined && row.modseq <= changedSince) continue;
     todo.push(row);
   }
   const files = content ? new ReadAhead(todo, (r) => acc.readMessage(r), (r) => r.size) : undefined;
+  // Metadata FETCHes repeat: structure items rendered before need no structure now.
+  const kinds = withPart ? structureKinds(atts) : undefined;
+  const isRendered = (r: MessageRow) => !!kinds && kinds.every((k) => hasRendered(acc, r.id, k, s.utf8));
   let done = 0;
+  let parts: Map<number, Part> | undefined;
+  let partsEnd = 0;
   for (let i = 0; i < todo.length; i++) {
     let row = todo[i]!;
     const u = row.uid;
     const seq = s.seqOf(u);
     const f: Fetched = { row, seq };
     if (files) f.msg = await files.get(i);
-    if (withPart) {
+    if (withPart && !isRendered(row)) {
+      // Structures of the next messages in one query, for a long run of messages.
+      if (todo.length > 20 && i >= partsEnd) {
+        parts = acc.parts(todo.slice(i, i + 200).filter((r) => !isRendered(r)));
+        partsEnd = i + 200;
+      }
       // The structure is stored at delivery; only messages from before that are parsed now.
-      f.part = acc.part(row);
+      f.part = parts ? parts.get(row.id) : acc.part(row);
       if (!f.part) f.part = parseMessage((f.msg ??= await acc.readMessage(row)));
     }
     let flagsChanged = false;
@@ -79,7 +89,13 @@ async function cmdFetch(s: Session, p: Parser, c: CommandContext): Promise<undef
     }
     let items: Buffer[];
     try {
-      items = fetchItems(f, atts, { utf8: s.utf8, uid, condstore: s.condstore });
+      items = fetchItems(f, atts, { utf8: s.utf8, uid, condstore: s.condstore, render: (kind, render) =>
+          rendered(acc, row.id, kind, s.utf8, () => {
+            // Left out above when it was rendered before; it was dropped from the cache since.
+            f.part ??= acc.part(row);
+            return render();
+          }),
+      });
     } catch (e) {
       if (e instanceof FetchError) throw new No(e.message, e.code);
       throw e;
@@ -133,11 +149,11 @@ function cmdStore(s: Session, p: Parser, uid: boolean): string | undefined {
   }
   const changed = new Set(acc.storeFlags(sel.mailbox.id, uids, op, flags, s).map((m) => m.uid));
   if (silent && !(s.condstore && changed.size)) return modified.length ? `[MODIFIED ${formatSet(modified)}] conditional store completed` : undefined;
-  const rows = uids.length > 20 ? new Map(acc.messages(sel.mailbox.id).map((r) => [r.uid, r])) : undefined;
+  const rows = acc.messagesByUid(sel.mailbox.id, uids);
   for (const u of uids) {
     // With .SILENT, only a client using CONDSTORE hears about the new modseq (RFC 7162 3.1.3).
     if (silent && !(s.condstore && changed.has(u))) continue;
-    const m = rows ? rows.get(u) : acc.message(sel.mailbox.id, u);
+    const m = rows.get(u);
     if (!m) continue;
     const parts = [uid ? `UID ${u}` : '', silent ? '' : `FLAGS (${flagList(m.flags, m.keywords).join(' ')})`, s.condstore ? `MODSEQ (${m.modseq})` : ''].filter(Boolean);
     s.conn.write(s.fetchResponse(s.seqOf(u), u, parts.join(' ')));

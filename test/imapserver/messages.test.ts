@@ -169,6 +169,28 @@ test('FETCH SAVEDATE and PREVIEW', async () => {
   c.close();
 });
 
+test('ENVELOPE and BODYSTRUCTURE fetched again are the same, rendered for each session\'s UTF8=ACCEPT state', async () => {
+  const m = Buffer.from('From: =?utf-8?q?J=C3=B6rg?= <j@example.org>\r\nSubject: Grüße aus Köln\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; name="Grüße.txt"\r\n\r\nhi\r\n--b--\r\n');
+  const a = await session();
+  await withLiterals(a, 'a', [`APPEND Archive {${m.length}}`, m, '']);
+  await a.imap('s', 'EXAMINE Archive');
+  const fetch = async (c: Raw) => (await c.imap('f', 'FETCH * (ENVELOPE BODYSTRUCTURE BODY)')).untagged.join('\n');
+  const plain = await fetch(a);
+  // RFC 3501 has no 8-bit quoted strings: the subject is a literal.
+  assert.match(plain, /ENVELOPE \(NIL \{17\}\n/);
+  assert.equal(await fetch(a), plain);
+  const b = await session();
+  await b.imap('e', 'ENABLE UTF8=ACCEPT');
+  await b.imap('s', 'EXAMINE Archive');
+  const utf8 = await fetch(b);
+  assert.match(utf8, /"Grüße aus Köln"/);
+  assert.equal(await fetch(b), utf8);
+  // The first session still gets its own form.
+  assert.equal(await fetch(a), plain);
+  a.close();
+  b.close();
+});
+
 test('UIDONLY: UIDFETCH responses, VANISHED, sequence numbers refused', async () => {
   const c = await session();
   assert.match((await c.imap('e', 'ENABLE UIDONLY')).untagged[0]!, /ENABLED UIDONLY/);
