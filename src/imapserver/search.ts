@@ -291,8 +291,11 @@ interface Msg {
   part?: Part;
   header?: Header;
   msg?: Buffer;
+  /** Decoded texts, as they are, and folded (sfold) when a search needs that. */
   headerText?: string;
   bodyText?: string[];
+  headerFolded?: string;
+  bodyFolded?: string[];
 }
 
 /** undefined: cannot decide with the data loaded so far. */
@@ -346,6 +349,26 @@ export function parseMessageDate(value: string): { day: number; ms: number } | u
 /** fold() with runs of white space as one space, so that phrases match across line breaks. */
 function sfold(s: string): string {
   return fold(s).replace(/\s+/g, ' ');
+}
+
+const ascii = /^[\x00-\x7f]*$/;
+
+/**
+ * A test whether sfold(text) contains sfold(needle). When both are ASCII, folding is upper-casing
+ * ASCII letters and collapsing white space, which a case-insensitive regular expression matches
+ * without making folded copies of large texts; others are compared folded.
+ */
+function containsFolded(needle: string): (text: string, folded: () => string) => boolean {
+  const folded = sfold(needle);
+  if (!ascii.test(needle)) return (_t, f) => f().includes(folded);
+  const re = new RegExp(
+    needle
+      .split(/(\s+)/)
+      .map((x, i) => (i % 2 ? '\\s+' : x.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')))
+      .join(''),
+    'i',
+  );
+  return (t, f) => (ascii.test(t) ? re.test(t) : f().includes(folded));
 }
 
 /** The envelope of a message: from the stored structure, or parsed from the message. */
@@ -450,11 +473,12 @@ function compile(k: SearchKey, ctx: SearchContext): Test {
     }
     case 'body':
     case 'text': {
-      const needle = sfold(k.text);
+      const contains = containsFolded(k.text);
       return (m) => {
         if (m.level < BODY) return undefined;
-        if (k.type === 'text' && headerText(m).includes(needle)) return true;
-        return bodyText(m).some((t) => t.includes(needle));
+        if (k.type === 'text' && contains(headerText(m), () => (m.headerFolded ??= sfold(m.headerText!)))) return true;
+        const texts = bodyText(m);
+        return texts.some((t, i) => contains(t, () => (m.bodyFolded ??= texts.map(sfold))[i]!));
       };
     }
   }
@@ -510,9 +534,9 @@ function addressTexts(list: AddressItem[] | undefined): string[] {
   return [raw.join(', '), shown.join(', ')];
 }
 
-/** The top-level header as decoded "Name: value" lines, folded. */
+/** The top-level header as decoded "Name: value" lines. */
 function headerText(m: Msg): string {
-  m.headerText ??= sfold(m.header!.fields.map((f) => `${f.name}: ${decodeHeaderText(f.value)}`).join('\n'));
+  m.headerText ??= m.header!.fields.map((f) => `${f.name}: ${decodeHeaderText(f.value)}`).join('\n');
   return m.headerText;
 }
 
@@ -528,10 +552,10 @@ function bodyText(m: Msg): string[] {
   for (const p of allParts(m.part!)) {
     if (p.message) {
       const h = parseHeader(msg, p.message.start, p.message.body);
-      out.push(sfold(h.fields.map((f) => `${f.name}: ${decodeHeaderText(f.value)}`).join('\n')));
+      out.push(h.fields.map((f) => `${f.name}: ${decodeHeaderText(f.value)}`).join('\n'));
     } else if (!p.parts && p.type === 'text') {
       const t = decodedText(msg, p);
-      out.push(sfold(p.subtype === 'html' ? htmlText(t) : t));
+      out.push(p.subtype === 'html' ? htmlText(t) : t);
     }
   }
   m.bodyText = out;

@@ -12,15 +12,17 @@ const readFileAsync = promisify(fs.readFile);
 
 /** A synchronous read taking longer than this is slow: the disk, or the process was not scheduled. */
 const slowMs = 4;
-/** Two slow reads this close together switch to asynchronous reads, */
+/** Three slow reads within this time switch to asynchronous reads, */
 const slowWindowMs = 1_000;
 /** for this long. */
-const asyncForMs = 5_000;
+const asyncForMs = 2_000;
 /** Larger files are always read asynchronously. */
 const maxSyncSize = 1 << 20;
 
 let asyncUntil = 0;
-let lastSlow = -Infinity;
+/** Times of the last two slow reads. */
+let slow1 = -Infinity;
+let slow2 = -Infinity;
 
 /** Reads a stored file; size is its expected size, e.g. from the index. */
 export function readStoredFile(file: string, size: number): Promise<Buffer> {
@@ -35,8 +37,9 @@ export function readStoredFile(file: string, size: number): Promise<Buffer> {
       }
       const t1 = performance.now();
       if (t1 - t0 > slowMs) {
-        if (t1 - lastSlow < slowWindowMs) asyncUntil = t1 + asyncForMs;
-        lastSlow = t1;
+        if (t1 - slow1 < slowWindowMs) asyncUntil = t1 + asyncForMs;
+        slow1 = slow2;
+        slow2 = t1;
       }
       return Promise.resolve(b);
     }

@@ -304,6 +304,10 @@ test('BODY and TEXT: decoded text parts, HTML text, encapsulated headers, no att
   assert.deepEqual(await search('BODY <b>'), []);
   // White space runs, line breaks included, match a single space.
   assert.deepEqual(await search('BODY "are in.  see you"'), [1]);
+  assert.deepEqual(await search('BODY "ARE IN. SEE YOU"'), [1]);
+  // Characters of regular expressions are plain text in a needle.
+  assert.deepEqual(await search('BODY "are i..  see"'), []);
+  assert.deepEqual(await search('BODY "are in.*you"'), []);
   assert.deepEqual(await search('BODY "café au"'), [5]);
   assert.deepEqual(await search('BODY hidden'), []);
   assert.deepEqual(await search('BODY "inner secret"'), [7]);
