@@ -7,7 +7,7 @@ import type Database from 'better-sqlite3';
 import { migrations } from './schema.js';
 import { openDatabase } from './sqlite.js';
 import { readStoredFile } from './fileread.js';
-import { fsyncDir, type MsgFile } from './tempfile.js';
+import { fsyncDir, fsyncDirAsync, type MsgFile } from './tempfile.js';
 import { parseFlags } from './flags.js';
 import type { Part } from '../message/part.js';
 import { parseHeader } from '../message/header.js';
@@ -184,7 +184,10 @@ export class Account extends EventEmitter {
   private modseq: number;
   private pending: Pending[] = [];
   private flushScheduled = false;
+  private flushing = false;
   private lastFlush = -Infinity;
+  /** The highest message id handed out; see allocId. */
+  private lastId = 0;
   private readonly log: Log;
   private readonly stmts;
 
@@ -204,7 +207,7 @@ export class Account extends EventEmitter {
       mailboxById: this.db.prepare('SELECT * FROM mailbox WHERE id = ?'),
       mailboxes: this.db.prepare('SELECT * FROM mailbox ORDER BY name'),
       insertMessage: this.db.prepare(
-        'INSERT INTO message (mailbox_id, uid, modseq, createmodseq, flags, keywords, size, prefix, received, savedate, part) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO message (id, mailbox_id, uid, modseq, createmodseq, flags, keywords, size, prefix, received, savedate, part) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
       bumpMailbox: this.db.prepare('UPDATE mailbox SET uidnext = uidnext + 1, highestmodseq = ? WHERE id = ?'),
       setModseq: this.db.prepare("INSERT INTO meta (key, value) VALUES ('modseq', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
@@ -227,23 +230,28 @@ export class Account extends EventEmitter {
   }
 
   /**
-   * A crash between linking a message file and committing its index entry leaves a file
-   * with an id the index never handed out; no reply was sent for it, so it is removed.
+   * A crash between linking message files and committing their index entries leaves files
+   * with ids the index does not have; no reply was sent for them, so they are removed. Such
+   * ids are above the last committed one, or just below it when a copy committed meanwhile.
    */
   private removeUncommittedFiles(): void {
     const last = (this.db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'message'").pluck().get() as number | undefined) ?? 0;
+    this.lastId = last;
+    const window = 1000;
+    const known = this.db.prepare('SELECT 1 FROM message WHERE id = ? UNION ALL SELECT 1 FROM removedfile WHERE id = ?').pluck();
     const msgDir = path.join(this.dir, 'msg');
     for (const g of fs.readdirSync(msgDir)) {
-      if (!/^\d+$/.test(g) || (Number(g) + 1) * msgsPerDir <= last) continue;
+      if (!/^\d+$/.test(g) || (Number(g) + 1) * msgsPerDir <= last - window) continue;
       for (const f of fs.readdirSync(path.join(msgDir, g))) {
-        if (/^\d+$/.test(f) && Number(f) > last) {
+        if (!/^\d+$/.test(f)) continue;
+        const id = Number(f);
+        if (id > last || (id > last - window && known.get(id, id) === undefined)) {
           this.log.info('removing message file of uncommitted delivery', { file: f });
           fs.rmSync(path.join(msgDir, g, f), { force: true });
         }
       }
     }
   }
-
   private nextModseq(): number {
     this.modseq++;
     this.stmts.setModseq.run(this.modseq);
@@ -263,6 +271,8 @@ export class Account extends EventEmitter {
       .run(name, mailboxKey(name), this.nextUIDValidity(), specialUse, modseq, modseq);
     return this.mailboxById(Number(info.lastInsertRowid))!;
   }
+
+
 
   /** Creates a mailbox and any missing parents (delivery rules can name nested mailboxes). */
   private createMailboxPath(name: string): MailboxRow {
@@ -386,28 +396,60 @@ export class Account extends EventEmitter {
   deliver(file: MsgFile, opts: DeliverOptions): Promise<Delivered> {
     return new Promise((resolve, reject) => {
       this.pending.push({ file, opts, resolve, reject });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        // Under load (a commit just happened), wait a moment so more deliveries share the next
-        // commit; otherwise commit at once.
-        if (performance.now() - this.lastFlush < 5) setTimeout(() => this.flush(), 2);
-        else setImmediate(() => this.flush());
-      }
+      this.scheduleFlush();
     });
   }
 
-  private flush(): void {
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.flushing || this.pending.length === 0) return;
+    this.flushScheduled = true;
+    // Under load (a commit just happened), wait a moment so more deliveries share the next
+    // commit; otherwise commit at once.
+    if (performance.now() - this.lastFlush < 5) setTimeout(() => void this.flush(), 2);
+    else setImmediate(() => void this.flush());
+  }
+
+  /** The id for a new message row (and its file name): ids are handed out here only, in this process. */
+  private allocId(): number {
+    return ++this.lastId;
+  }
+
+  /**
+   * Commits the pending deliveries. The files are linked under ids reserved now and their
+   * directories fsynced (in the thread pool, while other work goes on), and only then does
+   * the index name them: a crash in between leaves files the index does not know, which
+   * removeUncommittedFiles deletes. Deliveries arriving meanwhile wait for the next commit.
+   */
+  private async flush(): Promise<void> {
+    this.flushScheduled = false;
+    if (this.flushing) return;
+    this.flushing = true;
     this.lastFlush = performance.now();
     const batch = this.pending;
     this.pending = [];
-    this.flushScheduled = false;
     const changes: Change[] = [];
     const results: Delivered[] = [];
+    const linked: string[] = [];
     try {
+      const ids: number[] = [];
+      const dirs = new Set<string>();
+      for (const { file } of batch) {
+        const id = this.allocId();
+        const dst = this.messagePath(id);
+        const dir = path.dirname(dst);
+        if (!dirs.has(dir)) fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+        // A file left by a crash may hold this id.
+        fs.rmSync(dst, { force: true });
+        fs.linkSync(file.path, dst);
+        linked.push(dst);
+        dirs.add(dir);
+        ids.push(id);
+      }
+      await Promise.all([...dirs].map(fsyncDirAsync));
       this.db.transaction(() => {
         const modseq = this.nextModseq();
-        const dirs = new Set<string>();
-        for (const { file, opts } of batch) {
+        batch.forEach(({ file, opts }, i) => {
+          const id = ids[i]!;
           const mb = this.mailbox(opts.mailbox) ?? this.createMailboxPath(opts.mailbox);
           const prefix = opts.prefix ?? Buffer.alloc(0);
           const flags = opts.flags ?? 0;
@@ -415,27 +457,22 @@ export class Account extends EventEmitter {
           const size = prefix.length + file.size;
           const received = opts.received ?? Date.now();
           const part = opts.part ? JSON.stringify(prefixEnvelope(shiftPart(opts.part, prefix.length), prefix)) : null;
-          const info = this.stmts.insertMessage.run(mb.id, mb.uidnext, modseq, modseq, flags, JSON.stringify(keywords), size, prefix, received, Date.now(), part);
+          this.stmts.insertMessage.run(id, mb.id, mb.uidnext, modseq, modseq, flags, JSON.stringify(keywords), size, prefix, received, Date.now(), part);
           this.stmts.bumpMailbox.run(modseq, mb.id);
           if (keywords.length) this.addMailboxKeywords(mb, keywords);
-          const id = Number(info.lastInsertRowid);
           if (opts.meta) this.setMeta(id, received, opts.meta);
-          const dst = this.messagePath(id);
-          const dir = path.dirname(dst);
-          if (!dirs.has(dir)) fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-          // A file left by a crash before an earlier commit may hold this id.
-          fs.rmSync(dst, { force: true });
-          fs.linkSync(file.path, dst);
-          dirs.add(dir);
           results.push({ id, mailboxId: mb.id, uid: mb.uidnext, modseq });
           changes.push({ type: 'add', mailboxId: mb.id, uid: mb.uidnext, modseq, flags, keywords, size });
-        }
-        for (const d of dirs) fsyncDir(d);
+        });
       })();
     } catch (e) {
       this.log.error('delivery failed', e as Error);
+      for (const f of linked) fs.rmSync(f, { force: true });
       for (const p of batch) p.reject(e as Error);
       return;
+    } finally {
+      this.flushing = false;
+      this.scheduleFlush();
     }
     batch.forEach((p, i) => p.resolve(results[i]!));
     this.emit('changes', changes, batch.length === 1 ? batch[0]!.opts.origin : undefined);
@@ -548,8 +585,8 @@ export class Account extends EventEmitter {
       const dirs = new Set<string>();
       const moveRow = this.db.prepare('UPDATE message SET mailbox_id = ?, uid = ?, modseq = ?, createmodseq = ?, savedate = ? WHERE id = ?');
       const copyRow = this.db.prepare(
-        `INSERT INTO message (mailbox_id, uid, modseq, createmodseq, flags, keywords, size, prefix, received, savedate, part)
-         SELECT ?, ?, ?, ?, flags, keywords, size, prefix, received, ?, part FROM message WHERE id = ?`,
+        `INSERT INTO message (id, mailbox_id, uid, modseq, createmodseq, flags, keywords, size, prefix, received, savedate, part)
+         SELECT ?, ?, ?, ?, ?, flags, keywords, size, prefix, received, ?, part FROM message WHERE id = ?`,
       );
       const tomb = this.db.prepare('INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)');
       let uidnext = dst.uidnext;
@@ -562,7 +599,8 @@ export class Account extends EventEmitter {
           tomb.run(srcId, uid, modseq);
           removeModseq = modseq;
         } else {
-          const id = Number(copyRow.run(dstId, newUid, modseq, modseq, Date.now(), m.id).lastInsertRowid);
+          const id = this.allocId();
+          copyRow.run(id, dstId, newUid, modseq, modseq, Date.now(), m.id);
           const path = this.messagePath(id);
           const dir = path.slice(0, path.lastIndexOf('/'));
           if (!dirs.has(dir)) fs.mkdirSync(dir, { recursive: true, mode: 0o700 });

@@ -76,3 +76,13 @@ export function fsyncDir(dir: string): void {
     fs.closeSync(fd);
   }
 }
+
+/** fsyncDir in the thread pool, so the event loop goes on meanwhile. */
+export function fsyncDirAsync(dir: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fs.open(dir, 'r', (err, fd) => {
+      if (err) return reject(err);
+      fs.fsync(fd, (err2) => fs.close(fd, () => (err2 ? reject(err2) : resolve())));
+    });
+  });
+}

