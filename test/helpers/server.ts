@@ -178,10 +178,11 @@ async function startOnFreePorts(s: TestServer, configFile: string): Promise<void
     try {
       return await s.start();
     } catch (e) {
-      if (attempt >= 3 || !/EADDRINUSE/.test((e as Error).message)) throw e;
+      if (attempt >= 5 || !/EADDRINUSE/.test((e as Error).message)) throw e;
       const fresh = await allocPorts();
-      let text = fs.readFileSync(configFile, 'utf8');
-      for (const k of Object.keys(fresh) as (keyof Ports)[]) text = text.replace(new RegExp(`(Port: )${s.ports[k]}\\b`, 'g'), `$1${fresh[k]}`);
+      // In one pass: a fresh port may be an old one of another service.
+      const map = new Map((Object.keys(fresh) as (keyof Ports)[]).map((k) => [s.ports[k], fresh[k]]));
+      const text = fs.readFileSync(configFile, 'utf8').replace(/^(\s+Port: )(\d+)$/gm, (all, p: string, n: string) => (map.has(Number(n)) ? `${p}${map.get(Number(n))}` : all));
       fs.writeFileSync(configFile, text);
       Object.assign(s.ports, fresh);
     }
