@@ -45,6 +45,11 @@ export interface ReceivedInfo {
 
 const literal = (ip: string) => (ip.includes(':') ? `[IPv6:${ip}]` : `[${ip}]`);
 
+/** RFC 5321 4.4: final delivery records the reverse-path (MAIL FROM, empty for the null sender) at the top. */
+export function returnPathHeader(mailFrom: string): string {
+  return `Return-Path: <${mailFrom}>\r\n`;
+}
+
 export function receivedHeader(r: ReceivedInfo): string {
   const words = ['from', r.helo, r.remoteName ? `(${r.remoteName} ${literal(r.remoteIP)})` : `(${literal(r.remoteIP)})`];
   words.push('by', r.hostname, `(${literal(r.localIP)})`, 'with', r.with, 'id', r.id);

@@ -6,7 +6,7 @@ import type { TLSSocket } from 'node:tls';
 import { Conn, ConnClosed, ReadTimeout } from '../proto/conn.js';
 import { readData } from '../smtp/data.js';
 import { parseHelo, parsePathParams, pathString, needsUTF8, asciiDomain, quoteLocalpart, type Path } from '../smtp/address.js';
-import { receivedHeader, plainIP, formatDate } from '../smtp/received.js';
+import { receivedHeader, plainIP, formatDate, returnPathHeader } from '../smtp/received.js';
 import { injectedError, injectedStage, injectedTimeoutMs, type Injected } from './localserve.js';
 import { analyze, iprev, spfCheck, type Analysis } from './analyze.js';
 import { recordIncoming } from '../reports/incoming.js';
@@ -821,9 +821,8 @@ export class Session {
           if (v.action === 'junk' && !this.app.localserve) mailbox = 'Junk';
           if (v.action === 'accept' && v.mailbox && !this.app.localserve) mailbox = v.mailbox;
         }
-        // RFC 5321 4.4: final delivery records the reverse-path in a Return-Path field at the top.
         const received = Buffer.from(
-          `Return-Path: <${mailFrom}>\r\n` + this.received(tx, id, t.rcpts.length === 1 && tx.rcpts.length === 1 ? pathString(t.rcpts[0]!.path) : undefined),
+          returnPathHeader(mailFrom) + this.received(tx, id, t.rcpts.length === 1 && tx.rcpts.length === 1 ? pathString(t.rcpts[0]!.path) : undefined),
         );
         const now = this.app.clock.now();
         const prefix = Buffer.concat([received, extra]);

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { parseHeader, type Header } from '../message/header.js';
 import { sign, type SignOptions } from '../dkim/sign.js';
-import { formatDate } from '../smtp/received.js';
+import { formatDate, returnPathHeader } from '../smtp/received.js';
 import { fromAddresses } from './rules.js';
 import { splitAddress, normalizeDomain } from '../config/domains.js';
 import type { Config } from '../config/load.js';
@@ -247,8 +247,7 @@ export async function submitMessage(app: App, o: SubmitMessage): Promise<SubmitR
     // The structure of the file; delivery moves its offsets past the prefix.
     const part = parseMessage(o.msg);
     for (const t of targets.values()) {
-      // RFC 5321 4.4: final delivery records the reverse-path.
-      const received = Buffer.from(`Return-Path: <${o.mailFrom}>\r\n` + o.received(t.rcpts.length === 1 && o.recipients.length === 1 ? t.rcpts[0] : undefined));
+      const received = Buffer.from(returnPathHeader(o.mailFrom) + o.received(t.rcpts.length === 1 && o.recipients.length === 1 ? t.rcpts[0] : undefined));
       await app.store.account(t.account).deliver(file, { mailbox: t.mailbox, prefix: Buffer.concat([received, sub.prefix]), received: now, part });
     }
     if (local.length) log.info('delivered', { account: o.account, from: o.mailFrom, rcpts: local.map((r) => r.address) });

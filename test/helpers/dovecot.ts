@@ -9,6 +9,7 @@ import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, op
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { retryWhenPortTaken } from './ports.js';
 
 export function findBinary(name: string): string | undefined {
   const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin', '/usr/bin'];
@@ -44,16 +45,12 @@ function idOf(flag: '-u' | '-g', name: string): number {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Start dovecot with one passwd-file user whose mail is in a private Maildir. */
-/** Starts Dovecot; again on another port when the chosen one was taken before Dovecot bound it. */
-export async function startDovecot(): Promise<Dovecot> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startDovecotOnce();
-    } catch (e) {
-      if (attempt >= 3 || !/Address already in use/.test((e as Error).message)) throw e;
-    }
-  }
+/**
+ * Starts Dovecot with one passwd-file user whose mail is in a private Maildir; again on another
+ * port when the chosen one was taken before Dovecot bound it.
+ */
+export function startDovecot(): Promise<Dovecot> {
+  return retryWhenPortTaken(() => startDovecotOnce());
 }
 
 async function startDovecotOnce(): Promise<Dovecot> {

@@ -9,6 +9,7 @@ import { type AddressInfo, connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { retryWhenPortTaken } from './ports.js';
 
 export { postfixUnavailable } from './postfix.js';
 
@@ -43,14 +44,8 @@ async function freePort(): Promise<number> {
 }
 
 /** Starts the relay; again on another port when the chosen one was taken before Postfix bound it. */
-export async function startPostfixRelay(o: RelayOptions): Promise<PostfixRelay> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startPostfixRelayOnce(o);
-    } catch (e) {
-      if (attempt >= 3 || !/Address already in use/.test((e as Error).message)) throw e;
-    }
-  }
+export function startPostfixRelay(o: RelayOptions): Promise<PostfixRelay> {
+  return retryWhenPortTaken(() => startPostfixRelayOnce(o));
 }
 
 async function startPostfixRelayOnce(o: RelayOptions): Promise<PostfixRelay> {

@@ -9,6 +9,7 @@ import { type AddressInfo, connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { retryWhenPortTaken } from './ports.js';
 
 const run = promisify(execFile);
 
@@ -53,14 +54,8 @@ const MAIL_GID = 65534;
  * Starts a Postfix instance. The port is free when chosen but may be taken by another test before
  * Postfix binds it: then it starts again on another port.
  */
-export async function startPostfix(o: PostfixOptions): Promise<Postfix> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startPostfixOnce(o);
-    } catch (e) {
-      if (attempt >= 3 || !/Address already in use/.test((e as Error).message)) throw e;
-    }
-  }
+export function startPostfix(o: PostfixOptions): Promise<Postfix> {
+  return retryWhenPortTaken(() => startPostfixOnce(o));
 }
 
 async function startPostfixOnce(o: PostfixOptions): Promise<Postfix> {

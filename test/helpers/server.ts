@@ -13,6 +13,7 @@ import { Store } from '../../src/store/store.js';
 import { genEd25519, genRSA, txtRecord } from '../../src/dkim/keys.js';
 import { startDNSServer, type DNSServer } from './dnsserver.js';
 import { ctlCall, ctlPath } from '../../src/ctl/ctl.js';
+import { retryWhenPortTaken } from './ports.js';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const mainTS = path.join(root, 'src/cli/main.ts');
@@ -174,19 +175,17 @@ async function setPorts(configFile: string, ports: Ports): Promise<void> {
  * server bound it, the server starts again on fresh ports.
  */
 async function startOnFreePorts(s: TestServer, configFile: string): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await s.start();
-    } catch (e) {
-      if (attempt >= 5 || !/EADDRINUSE/.test((e as Error).message)) throw e;
+  await retryWhenPortTaken(
+    () => s.start(),
+    async () => {
       const fresh = await allocPorts();
       // In one pass: a fresh port may be an old one of another service.
       const map = new Map((Object.keys(fresh) as (keyof Ports)[]).map((k) => [s.ports[k], fresh[k]]));
       const text = fs.readFileSync(configFile, 'utf8').replace(/^(\s+Port: )(\d+)$/gm, (all, p: string, n: string) => (map.has(Number(n)) ? `${p}${map.get(Number(n))}` : all));
       fs.writeFileSync(configFile, text);
       Object.assign(s.ports, fresh);
-    }
-  }
+    },
+  );
 }
 
 async function allocPorts(): Promise<Ports> {
